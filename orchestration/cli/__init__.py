@@ -1,0 +1,1 @@
+"""The ``job-orchestration`` command line: one module per command."""

@@ -1,0 +1,67 @@
+"""Entry point: parse the command line, run one command, map errors to exit codes.
+
+Each command lives in its own ``cmd_<name>.py`` with ``add_arguments`` and ``run``; they
+import what they need inside ``run`` so that ``--help`` and quick commands start fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from types import ModuleType
+
+from ..exceptions import OrchestrationError
+from ..reporter import Reporter
+
+COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "demo"]
+ALIASES = {"readyConfigs": "ready"}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"orchestration.cli.cmd_{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                        help="workspace folder (default: $JOB_ORCHESTRATION_WORKSPACE)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks")
+    parser = argparse.ArgumentParser(
+        prog="job-orchestration", parents=[common],
+        description="Run many experiment configs through Luigi: ready, run, compare, rerun.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _module(name)
+        aliases = [a for a, target in ALIASES.items() if target == name]
+        cmd = sub.add_parser(name, parents=[common], aliases=aliases, help=module.HELP,
+                             description=module.__doc__)
+        module.add_arguments(cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    reporter = Reporter()
+    args = build_parser().parse_args(argv)
+    args.workspace = getattr(args, "workspace", None)
+    args.debug = getattr(args, "debug", False)
+    command = ALIASES.get(args.command, args.command) or "init"
+    try:
+        if args.command is None:
+            return _module("init").run_bare(args, reporter)
+        return _module(command).run(args, reporter)
+    except OrchestrationError as exc:
+        if args.debug:
+            traceback.print_exc()
+        reporter.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Crash-safe file writes: a reader sees the old content or the new, never a torn file.
+
+Markers and run records are the only evidence that work finished, so they are written to a
+temp file in the same folder, fsynced, renamed over the target and the folder fsynced.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-orch-"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically; ``durable`` adds the fsyncs."""
+    tmp = path.with_name(f"{TMP_MARK}{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=1, default=str).encode(), durable)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temp files a crash left behind in ``folder`` (not recursive); returns the count."""
+    count = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TMP_MARK):
+            owner = entry.name[len(TMP_MARK):].split("-", 1)[0]
+            if owner.isdigit() and pid_alive(int(owner)):
+                continue  # a live writer on this host is still using it
+        elif "-luigi-tmp-" not in entry.name:
+            continue
+        try:
+            os.unlink(entry.path)
+            count += 1
+        except FileNotFoundError:
+            pass
+    return count
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with ``pid`` exists on this host (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (FileNotFoundError, IndexError):
+        return True

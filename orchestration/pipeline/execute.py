@@ -1,0 +1,205 @@
+"""What running one step means, apart from Luigi: claim, attempts, marker, record, final move.
+
+Kept out of the Luigi task classes so the same code serves our worker and a plain
+``luigi --module orchestration.pipeline ...`` run, and so it can be read without Luigi.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import claims
+from ..config.schema import ExperimentSpec, TaskSpec, spec_from_snapshot
+from ..config.tasks_module import TasksImportError, TasksLoader, task_classes
+from ..exceptions import OrchestrationError
+from ..fsutil import atomic_write_json, read_json
+from ..records import run_record
+from ..taskbase import prepare
+from ..workspace import State, Workspace
+from .isolation import AttemptOutcome, ProgressFn, run_attempt
+
+PROGRESS_RECORD_INTERVAL = 1.0
+
+
+class StepFailed(Exception):
+    """A step failed for good (after its retries); the experiment is already moved."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A readied experiment as the run sees it: the snapshot taken at ``ready``."""
+
+    ws: Workspace
+    name: str
+    output_dir: Path
+    spec: ExperimentSpec
+
+    @classmethod
+    def load(cls, ws: Workspace, name: str) -> "Plan":
+        output_dir = ws.output_dir(name)
+        try:
+            record = run_record.load(output_dir)
+        except FileNotFoundError:
+            raise OrchestrationError(f"experiment {name!r}: run record "
+                                     f"{run_record.record_path(output_dir)} is missing") from None
+        return cls(ws, name, output_dir, spec_from_snapshot(record["config"]))
+
+    def marker(self, task_id: str) -> Path:
+        return run_record.meta_dir(self.output_dir) / f"{task_id}.done.json"
+
+
+def ensure_claimed(ws: Workspace, name: str) -> Path:
+    """The config in ConfigsInProgress, claiming it from the queue if a Luigi run got here
+    first; refuses experiments that are finished or failed."""
+    state, path = ws.locate(name)
+    if state is State.RUNNING:
+        return path
+    if state is State.QUEUED and (claimed := claim_for_run(ws, path)) is not None:
+        return claimed
+    raise OrchestrationError(f"experiment {name!r} is {state.label}, not queued or running"
+                             + ("; `job-orchestration retry` queues it again"
+                                if state is State.FAILED else ""))
+
+
+def claim_for_run(ws: Workspace, path: Path) -> Path | None:
+    """Claim a queued config and note the run in its record; None when another worker won."""
+    claimed = claims.claim(ws, path)
+    if claimed is not None:
+        def change(record: dict) -> None:
+            record["state"] = "running"
+            record["attempts"].append({"host": claims.HOST, "pid": os.getpid(),
+                                       "started": time.time()})
+        run_record.update(ws.output_dir(path.stem), change, durable=False)
+    return claimed
+
+
+def _stamp() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
+             on_progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run ``task`` (with its retries) and write its marker; raises StepFailed when it fails."""
+    path = ensure_claimed(plan.ws, plan.name)
+    marker = plan.marker(task.id)
+    if marker.exists():
+        return read_json(marker)
+    log = run_record.log_path(plan.output_dir, task.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress = _ProgressSink(plan.output_dir, task.id, on_progress)
+    started = time.time()
+    outcome = AttemptOutcome(False, 0.0, error="not run")
+    attempts = task.retries + 1
+    for attempt in range(1, attempts + 1):
+        _begin_attempt(plan.output_dir, task.id, attempt, attempts, log)
+        outcome = _attempt(plan, task, loader, log, progress)
+        if outcome.ok:
+            break
+        with open(log, "a") as fh:
+            fh.write(f"=== attempt {attempt} of {attempts} failed: {outcome.error}\n")
+    if outcome.ok:
+        done = {"id": task.id, "method": task.method, "started": started, "ended": time.time(),
+                "seconds": outcome.seconds, "attempts": attempt, "host": socket.gethostname(),
+                "result": outcome.result}
+        atomic_write_json(marker, done)
+        run_record.update(plan.output_dir, lambda r: _task_done(r, done))
+        return done
+    reason = (f"step {task.id!r} ({task.method}) failed after {attempts} attempt(s): "
+              f"{outcome.error}\nlog: {log}\n")
+    run_record.update(plan.output_dir, lambda r: _task_failed(r, task.id, outcome, reason))
+    claims.finish(plan.ws, path, State.FAILED, reason)
+    raise StepFailed(reason.strip())
+
+
+def _attempt(plan: Plan, task: TaskSpec, loader: TasksLoader, log: Path,
+             progress: "_ProgressSink") -> AttemptOutcome:
+    try:
+        cls = task_classes(loader.load(Path(plan.spec.path_to_tasks)))[task.method]
+    except (TasksImportError, KeyError) as exc:
+        msg = str(exc) if isinstance(exc, TasksImportError) else (
+            f"{task.method} is no longer a TaskBase subclass in Tasks.py")
+        with open(log, "a") as fh:
+            fh.write(msg + "\n")
+        return AttemptOutcome(False, 0.0, error=msg)
+    config = plan.spec.task_config(task)
+    output_dir = plan.output_dir
+
+    def target(report: ProgressFn) -> Any:
+        return prepare(cls(config), config, task.entry, output_dir, report).run()
+
+    return run_attempt(target, log, task.timeout, progress)
+
+
+def _begin_attempt(output_dir: Path, task_id: str, attempt: int, attempts: int,
+                   log: Path) -> None:
+    with open(log, "a") as fh:
+        fh.write(f"=== {_stamp()} attempt {attempt} of {attempts} on "
+                 f"{socket.gethostname()} (pid {os.getpid()})\n")
+
+    def change(record: dict) -> None:
+        entry = record["tasks"][task_id]
+        entry.update(state="running", attempts=entry.get("attempts", 0) + 1)
+        entry.setdefault("started", time.time())
+        entry["attempt_started"] = time.time()
+        record["state"] = "running"
+
+    run_record.update(output_dir, change, durable=False)
+
+
+def _task_done(record: dict, done: dict) -> None:
+    entry = record["tasks"][done["id"]]
+    entry.update(state="done", seconds=done["seconds"], started=done["started"],
+                 ended=done["ended"], result=done["result"], host=done["host"])
+    entry.pop("error", None)
+    entry.pop("progress", None)
+
+
+def _task_failed(record: dict, task_id: str, outcome: AttemptOutcome, reason: str) -> None:
+    record["tasks"][task_id].update(state="failed", error=outcome.error,
+                                    seconds=outcome.seconds, ended=time.time())
+    record.update(state="failed", error=reason.strip(), ended=time.time())
+
+
+def finalize(plan: Plan) -> None:
+    """All steps are done: sync the record from the markers, then move to Completed."""
+    state, path = plan.ws.locate(plan.name)
+    if state is State.COMPLETED:
+        return
+    markers = {t.id: read_json(plan.marker(t.id)) for t in plan.spec.tasks}
+
+    def change(record: dict) -> None:
+        for done in markers.values():
+            _task_done(record, done)
+        record.update(state="completed", ended=time.time())
+        record.pop("error", None)
+
+    run_record.update(plan.output_dir, change)
+    claims.finish(plan.ws, path, State.COMPLETED)
+
+
+class _ProgressSink:
+    """Forwards a step's progress to Luigi at once and to the run record at most once a
+    second (the record is a file; progress can arrive thousands of times)."""
+
+    def __init__(self, output_dir: Path, task_id: str, forward: ProgressFn | None) -> None:
+        self.output_dir, self.task_id, self.forward = output_dir, task_id, forward
+        self.last = 0.0
+
+    def __call__(self, fraction: float, message: str | None = None) -> None:
+        if self.forward is not None:
+            self.forward(fraction, message)
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_RECORD_INTERVAL:
+            self.last = now
+            run_record.update(self.output_dir, self._write(fraction, message), durable=False)
+
+    def _write(self, fraction: float, message: str | None) -> Callable[[dict], None]:
+        def change(record: dict) -> None:
+            record["tasks"][self.task_id]["progress"] = {"fraction": fraction,
+                                                         "message": message, "at": time.time()}
+        return change

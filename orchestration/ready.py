@@ -1,0 +1,170 @@
+"""``ready``: turn files in ConfigSources into queued experiments, or into clear rejections.
+
+Each file is handled on its own: one bad config never stops the others. Everything that can
+reject a config happens before anything is written, then the experiment is committed in an
+order that a crash at any point leaves re-runnable: output folder, run record, name link,
+and last the move into ConfigsToRun.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .config.loader import load_config
+from .config.schema import ExperimentSpec, check
+from .config.tasks_module import TasksLoader
+from .config.validate import check_code, output_conflict, output_path, tasks_folder
+from .exceptions import ConfigError
+from .fsutil import remove_stale_temp_files
+from .records import run_record
+from .records.environment import capture_environment
+from .records.provenance import ProvenanceCache, compare_remote
+from .workspace import State, Workspace
+
+HALF_WRITTEN_SECONDS = 2.0
+
+
+@dataclass
+class Outcome:
+    """What ``ready`` did with one file."""
+
+    name: str
+    queued: bool
+    message: str
+    skipped: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReadyContext:
+    """Work shared by every config of one ``ready`` call: imports and git capture happen once."""
+
+    ws: Workspace
+    base: Path
+    loader: TasksLoader = field(default_factory=TasksLoader)
+    provenance: ProvenanceCache = field(default_factory=ProvenanceCache)
+    in_use: dict[str, Path] = field(default_factory=dict)
+
+
+@contextmanager
+def ready_lock(ws: Workspace) -> Iterator[None]:
+    """Serialise concurrent ``ready`` calls: names and output folders are checked then taken."""
+    fd = os.open(ws.misc / "ready.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ready_all(ws: Workspace, base: Path | None = None) -> list[Outcome]:
+    """Ready every config in ConfigSources."""
+    return ready_files(ws, ws.config_files(State.SOURCE), base)
+
+
+def ready_files(ws: Workspace, paths: list[Path], base: Path | None = None) -> list[Outcome]:
+    outcomes = []
+    with ready_lock(ws):
+        remove_stale_temp_files(ws.folder(State.SOURCE))
+        ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered())
+        for path in paths:
+            outcomes.append(ready_one(ctx, path))
+    return outcomes
+
+
+def _name_taken(ws: Workspace, name: str) -> State | None:
+    found = ws.find(name)
+    return found[0] if found and found[0] is not State.SOURCE else None
+
+
+def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
+    name = path.stem
+    taken = _name_taken(ctx.ws, name)
+    if taken is not None:
+        return Outcome(name, False, f"{path}: name {name!r} is already used by an experiment in "
+                       f"{taken.value}/; rename the file (names are unique in a workspace)",
+                       skipped=True)
+    try:
+        source = path.read_bytes()
+        spec, output_dir, warnings, prov = validate_source(ctx, path, name)
+    except ConfigError as exc:
+        if _maybe_half_written(path):
+            return Outcome(name, False, f"{path}: left in place, it may still be being "
+                           "written (changed in the last 2 s)", skipped=True)
+        ctx.ws.fail(path, str(exc))
+        return Outcome(name, False, str(exc))
+    except FileNotFoundError:
+        return Outcome(name, False, f"{path}: gone (taken by another process)", skipped=True)
+    record = run_record.new_record(name, spec, output_dir, source, prov, capture_environment(),
+                                   warnings)
+    commit_experiment(ctx.ws, name, path, output_dir, record)
+    ctx.in_use[name] = output_dir
+    return Outcome(name, True, f"{name}: queued, output in {output_dir}", warnings=warnings)
+
+
+def _maybe_half_written(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < HALF_WRITTEN_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def validate_source(ctx: ReadyContext, path: Path, name: str
+                    ) -> tuple[ExperimentSpec, Path, list[str], dict]:
+    """All checks of one config file; raises ConfigError with every problem found."""
+    data = load_config(path)
+    spec, problems = check(data)
+    if spec is None:
+        raise ConfigError(path, problems)
+    folder = tasks_folder(spec.path_to_tasks, ctx.base)
+    data["pathToTasks"] = str(folder)
+    return validate_spec(ctx, path, name, check(data)[0])  # type: ignore[arg-type]
+
+
+def validate_spec(ctx: ReadyContext, path: Path, name: str, spec: ExperimentSpec
+                  ) -> tuple[ExperimentSpec, Path, list[str], dict]:
+    """Checks of a parsed spec against the workspace and the code (also used by ``retry``)."""
+    problems: list[str] = []
+    output_dir, problem = output_path(ctx.ws, spec.output_dir)
+    if problem:
+        problems.append(problem)
+    elif conflict := output_conflict(output_dir, ctx.in_use, name):  # type: ignore[arg-type]
+        problems.append(conflict)
+    elif name not in ctx.in_use and run_record.meta_dir(output_dir).exists():  # type: ignore
+        problems.append(f"outputDir: {output_dir} holds the steps of an earlier experiment "
+                        "that is no longer in this workspace; choose another outputDir or "
+                        "delete that folder")
+    folder = Path(spec.path_to_tasks)
+    prov = ctx.provenance.capture(folder) if folder.is_dir() else {
+        "available": False, "warnings": []}
+    warnings = list(prov.get("warnings", []))
+    if (remote := compare_remote(prov, spec.github_repository)):
+        warnings.append(remote)
+    if spec.require_clean_git and prov.get("available") and prov.get("dirty"):
+        problems.append("requireCleanGit: true, but the repository "
+                        f"{prov.get('repo_root')} has uncommitted changes; commit them or set "
+                        "requireCleanGit: false (the changes are then recorded as a patch)")
+    if not problems:
+        problems += check_code(spec, folder, output_dir, ctx.loader)  # type: ignore[arg-type]
+    if problems:
+        raise ConfigError(path, problems)
+    return spec, output_dir, warnings, prov  # type: ignore[return-value]
+
+
+def commit_experiment(ws: Workspace, name: str, path: Path, output_dir: Path,
+                      record: dict) -> None:
+    """Create the output folder and record, reserve the name, then queue the config."""
+    (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+    run_record.meta_dir(output_dir).mkdir(exist_ok=True)
+    run_record.write(output_dir, record)
+    link = ws.link(name)
+    if os.path.lexists(link):
+        link.unlink()  # left by a crash between this point and the move below
+    ws.register(name, output_dir)
+    ws.error_file(path).unlink(missing_ok=True)
+    ws.move(path, State.QUEUED)

@@ -1,0 +1,95 @@
+"""The run record: one JSON file per experiment, ``Output/<outputDir>/run.json``.
+
+It holds the snapshot that runs (resolved config and its hash), the code state, and every
+step's state, times, attempts, return value and log path. ``status``, ``show``, ``results``
+and ``diff`` read only this file. Writers are the processes running steps of the same
+experiment, so updates are read-modify-write under an ``flock`` and land atomically.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..config.schema import ExperimentSpec
+from ..fsutil import atomic_write_json, read_json
+
+RECORD_NAME = "run.json"
+META_DIR = ".orchestration"  # markers and the lock, out of the user's way
+FORMAT = 1
+
+
+def record_path(output_dir: Path) -> Path:
+    return output_dir / RECORD_NAME
+
+
+def meta_dir(output_dir: Path) -> Path:
+    return output_dir / META_DIR
+
+
+def log_path(output_dir: Path, task_id: str) -> Path:
+    return output_dir / "logs" / f"{task_id}.log"
+
+
+def config_hash(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def new_record(name: str, spec: ExperimentSpec, output_dir: Path, source_bytes: bytes,
+               provenance: dict, environment: dict, warnings: list[str]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "name": name,
+        "state": "queued",
+        "output_dir": str(output_dir),
+        "config": spec.data,
+        "config_sha256": config_hash(spec.data),
+        "source_sha256": hashlib.sha256(source_bytes).hexdigest(),
+        "readied_at": time.time(),
+        "readied_on": socket.gethostname(),
+        "provenance": provenance,
+        "environment": environment,
+        "warnings": warnings,
+        "attempts": [],
+        "tasks": {t.id: {"id": t.id, "method": t.method, "state": "pending", "attempts": 0,
+                         "log": str(log_path(output_dir, t.id))} for t in spec.tasks},
+    }
+
+
+def load(output_dir: Path) -> dict[str, Any]:
+    return read_json(record_path(output_dir))
+
+
+def write(output_dir: Path, record: dict[str, Any]) -> None:
+    atomic_write_json(record_path(output_dir), record)
+
+
+@contextmanager
+def _locked(output_dir: Path) -> Iterator[None]:
+    meta = meta_dir(output_dir)
+    meta.mkdir(exist_ok=True)
+    fd = os.open(meta / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def update(output_dir: Path, change: Callable[[dict[str, Any]], None],
+           durable: bool = True) -> dict[str, Any]:
+    """Apply ``change`` to the record under the experiment's lock; returns the new record.
+
+    ``durable=False`` skips the fsyncs for frequent, reconstructible updates (progress).
+    """
+    with _locked(output_dir):
+        record = load(output_dir)
+        change(record)
+        atomic_write_json(record_path(output_dir), record, durable=durable)
+    return record

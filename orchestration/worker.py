@@ -1,0 +1,197 @@
+"""The worker: claim configs one by one and run each as its own small Luigi graph.
+
+One Luigi graph per experiment keeps Luigi's scheduling cost flat (its cost grows with the
+graph's size, see LUIGI_NOTES). Each experiment runs in a forked *runner* process, so user
+code imported for one experiment never leaks into the next and a crash in it costs one
+experiment. Up to ``workers`` runners go at once. The worker process itself runs no user code;
+it claims, watches runners, beats the claims' heartbeats and does the final bookkeeping.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import claims
+from .fsutil import remove_stale_temp_files
+from .pipeline.execute import claim_for_run
+from .pipeline.isolation import die_with_parent
+from .records import run_record
+from .workspace import State, Workspace
+
+POLL_SECONDS = 2.0
+EXIT_SCHEDULER_UNREACHABLE = 3
+
+
+@dataclass
+class WorkerReport:
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Runner:
+    name: str
+    path: Path
+    pid: int
+    pidfd: int
+    started: float
+
+
+def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> list[str]:
+    """Repair what a crash left: temp files, claims of dead workers, and runs whose record
+    says completed but whose config never made the final move. Returns what it did."""
+    done = []
+    for state in State:
+        remove_stale_temp_files(ws.folder(state))
+    for name in claims.requeue_dead(ws, lease):
+        done.append(f"{name}: its worker died; queued again (finished steps are kept)")
+    for path in ws.config_files(State.QUEUED):
+        try:
+            record = run_record.load(ws.output_dir(path.stem))
+        except (FileNotFoundError, ValueError, OSError):
+            continue
+        if record.get("state") == "completed":
+            claims.finish(ws, path, State.COMPLETED)
+            done.append(f"{path.stem}: had completed; moved to {State.COMPLETED.value}")
+    return done
+
+
+def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
+    """Body of a runner process: one ``luigi.build`` of one experiment."""
+    import luigi
+    from luigi.execution_summary import LuigiStatusCode
+
+    from .pipeline import Experiment
+
+    die_with_parent()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
+    result = luigi.build([Experiment(str(ws.root), name)], detailed_summary=True, workers=1,
+                         log_level="WARNING", **kwargs)
+    if result.status is LuigiStatusCode.SCHEDULING_FAILED and scheduler_url:
+        return EXIT_SCHEDULER_UNREACHABLE
+    return 0 if result.status in (LuigiStatusCode.SUCCESS,
+                                  LuigiStatusCode.SUCCESS_WITH_RETRY) else 1
+
+
+def _fork_runner(ws: Workspace, name: str, path: Path, scheduler_url: str | None) -> _Runner:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _runner_main(ws, name, scheduler_url)
+        except BaseException:
+            logging.getLogger("orchestration").exception("runner for %s crashed", name)
+        finally:
+            os._exit(code)
+    return _Runner(name, path, pid, os.pidfd_open(pid), time.time())
+
+
+class Worker:
+    """Drains the queue; ``run()`` returns when the queue is empty (``exit_when_empty``) or
+    after ``stop()`` (SIGTERM/Ctrl-C), releasing unfinished claims."""
+
+    def __init__(self, ws: Workspace, workers: int = 1, scheduler_url: str | None = None,
+                 exit_when_empty: bool = False, poll: float = POLL_SECONDS,
+                 lease: float = claims.DEFAULT_LEASE_SECONDS,
+                 on_event: Callable[[str], None] = lambda msg: None) -> None:
+        self.ws, self.workers, self.scheduler_url = ws, max(1, workers), scheduler_url
+        self.exit_when_empty, self.poll, self.lease, self.on_event = (
+            exit_when_empty, poll, lease, on_event)
+        self.report = WorkerReport()
+        self.running: dict[int, _Runner] = {}
+        self.stopping = False
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self) -> WorkerReport:
+        for msg in reconcile(self.ws, self.lease):
+            self.on_event(msg)
+        last_beat = time.monotonic()
+        while True:
+            if not self.stopping:
+                self._fill()
+            if not self.running and (self.stopping or self.exit_when_empty):
+                break
+            self._wait()
+            if time.monotonic() - last_beat > self.poll:
+                claims.heartbeat(self.ws, [r.name for r in self.running.values()])
+                last_beat = time.monotonic()
+            if self.stopping and self.running:
+                self._release_all()
+        return self.report
+
+    def _fill(self) -> None:
+        while len(self.running) < self.workers:
+            claimed = self._claim_next()
+            if claimed is None:
+                return
+            runner = _fork_runner(self.ws, claimed.stem, claimed, self.scheduler_url)
+            self.running[runner.pidfd] = runner
+            self.on_event(f"{claimed.stem}: started")
+
+    def _claim_next(self) -> Path | None:
+        for path in self.ws.config_files(State.QUEUED):
+            claimed = claim_for_run(self.ws, path)
+            if claimed is not None:
+                return claimed
+        return None
+
+    def _wait(self) -> None:
+        try:
+            ready, _, _ = select.select(list(self.running), [], [], self.poll)
+        except InterruptedError:
+            return
+        for fd in ready:
+            runner = self.running.pop(fd)
+            os.close(fd)
+            _, status = os.waitpid(runner.pid, 0)
+            self._finished(runner, status)
+
+    def _finished(self, runner: _Runner, status: int) -> None:
+        found = self.ws.find(runner.name)
+        state = found[0] if found else None
+        seconds = time.time() - runner.started
+        if state is State.RUNNING:
+            code = os.waitstatus_to_exitcode(status)
+            if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping:
+                claims.release(self.ws, found[1])  # not the experiment's fault
+                self.report.released.append(runner.name)
+                why = ("the Luigi scheduler could not be reached" if not self.stopping
+                       else "the worker is stopping")
+                self.on_event(f"{runner.name}: put back in the queue: {why}")
+                if not self.stopping:
+                    self.report.errors.append(f"cannot reach the Luigi scheduler at "
+                                              f"{self.scheduler_url}; start it with "
+                                              "`job-orchestration scheduler`")
+                    self.stopping = True
+                return
+            reason = (f"the run ended without finishing (runner exit status {code}); see "
+                      f"the step logs in {self.ws.output_dir(runner.name) / 'logs'}")
+            claims.finish(self.ws, found[1], State.FAILED, reason)
+            state = State.FAILED
+        if state is State.COMPLETED:
+            self.report.completed.append(runner.name)
+            self.on_event(f"{runner.name}: completed in {seconds:.1f} s")
+        else:
+            self.report.failed.append(runner.name)
+            error = self.ws.error_file(runner.path)
+            why = error.read_text().strip() if error.exists() else "failed"
+            self.on_event(f"{runner.name}: FAILED after {seconds:.1f} s: {why}")
+
+    def _release_all(self) -> None:
+        for runner in self.running.values():
+            try:
+                os.kill(runner.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,148 @@
+"""The workspace: folders that hold every config in exactly one state, plus outputs.
+
+A config's state *is* the folder it is in; moves between folders are single ``os.rename``
+calls on one filesystem, so a crash never leaves a config in two states or in none. Each
+readied experiment also gets ``Misc/experiments/<name>``, a symlink to its output folder: it
+reserves the name, maps name -> output folder in one ``readlink`` and lists every output
+folder in use without parsing any YAML.
+"""
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+
+from .exceptions import UsageError, WorkspaceError
+
+ENV_VAR = "JOB_ORCHESTRATION_WORKSPACE"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+class State(str, enum.Enum):
+    """Where a config is; the value is the folder name."""
+
+    SOURCE = "ConfigSources"
+    QUEUED = "ConfigsToRun"
+    RUNNING = "ConfigsInProgress"
+    COMPLETED = "ConfigsCompleted"
+    FAILED = "ConfigsFailed"
+
+    @property
+    def label(self) -> str:
+        return {"ConfigSources": "new", "ConfigsToRun": "queued", "ConfigsInProgress": "running",
+                "ConfigsCompleted": "completed", "ConfigsFailed": "failed"}[self.value]
+
+
+class Workspace:
+    """Paths and atomic moves of one workspace. Cheap to construct; holds no open state."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.output = self.root / "Output"
+        self.misc = self.root / "Misc"
+        self.experiments = self.misc / "experiments"
+
+    @classmethod
+    def from_setting(cls, arg: str | os.PathLike | None, must_exist: bool = True) -> "Workspace":
+        """The workspace named by ``--workspace`` or ``$JOB_ORCHESTRATION_WORKSPACE``."""
+        value = arg or os.environ.get(ENV_VAR)
+        if not value:
+            raise UsageError(f"no workspace set: pass --workspace DIR or export {ENV_VAR}=DIR")
+        ws = cls(value)
+        if must_exist and not (ws.root / State.QUEUED.value).is_dir():
+            raise WorkspaceError(
+                f"{ws.root} is not an initialised workspace: run `job-orchestration init "
+                f"--workspace {ws.root}` first")
+        return ws
+
+    def folder(self, state: State) -> Path:
+        return self.root / state.value
+
+    def init(self) -> list[Path]:
+        """Create the folders (idempotent); returns the ones that were new."""
+        created = []
+        for path in [*(self.folder(s) for s in State), self.output, self.misc, self.experiments]:
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                created.append(path)
+        os.chmod(self.misc, 0o700)  # scheduler state is a pickle: keep it private
+        return created
+
+    # --- configs in state folders -------------------------------------------------------
+    def config_files(self, state: State) -> list[Path]:
+        """Config files in a state folder, sorted by name; skips hidden and swap files."""
+        try:
+            entries = os.scandir(self.folder(state))
+        except FileNotFoundError:
+            return []
+        with entries:
+            files = [Path(e.path) for e in entries
+                     if e.name.endswith(CONFIG_SUFFIXES) and not e.name.startswith((".", "~", "#"))
+                     and e.is_file()]
+        return sorted(files)
+
+    def find(self, name: str) -> tuple[State, Path] | None:
+        """The state and file of experiment ``name``, or None."""
+        for state in (State.RUNNING, State.QUEUED, State.FAILED, State.COMPLETED, State.SOURCE):
+            for suffix in CONFIG_SUFFIXES:
+                path = self.folder(state) / f"{name}{suffix}"
+                if path.is_file():
+                    return state, path
+        return None
+
+    def locate(self, name: str) -> tuple[State, Path]:
+        found = self.find(name)
+        if found is None:
+            raise WorkspaceError(f"no experiment named {name!r} in {self.root} "
+                                 "(see `job-orchestration status` for the names)")
+        return found
+
+    def move(self, path: Path, to: State) -> Path:
+        """Rename ``path`` into the folder of ``to``; losing a race raises FileNotFoundError."""
+        dest = self.folder(to) / path.name
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            if dest.exists() and not path.exists():
+                return dest  # NFS: a retried rename reports ENOENT after it succeeded
+            raise
+        return dest
+
+    def error_file(self, config_path: Path) -> Path:
+        return self.folder(State.FAILED) / f"{config_path.stem}.error.txt"
+
+    def fail(self, path: Path, reason: str) -> Path:
+        """Move a config to ConfigsFailed with its ``.error.txt`` written first."""
+        from .fsutil import atomic_write_text
+
+        atomic_write_text(self.error_file(path), reason.rstrip() + "\n")
+        return self.move(path, State.FAILED) if path.parent != self.folder(State.FAILED) else path
+
+    # --- experiment name -> output folder ---------------------------------------------------
+    def link(self, name: str) -> Path:
+        return self.experiments / name
+
+    def register(self, name: str, output_dir: Path) -> None:
+        """Reserve ``name`` for ``output_dir``; FileExistsError when the name is taken."""
+        os.symlink(os.path.relpath(output_dir, self.experiments), self.link(name))
+
+    def output_dir(self, name: str) -> Path:
+        """The output folder of a readied experiment."""
+        try:
+            target = os.readlink(self.link(name))
+        except FileNotFoundError:
+            raise WorkspaceError(f"experiment {name!r} has no output folder: it was never "
+                                 "readied (see `job-orchestration status`)") from None
+        return Path(os.path.normpath(self.experiments / target))
+
+    def registered(self) -> dict[str, Path]:
+        """Every readied experiment's name and output folder."""
+        out = {}
+        try:
+            entries = os.scandir(self.experiments)
+        except FileNotFoundError:
+            return out
+        with entries:
+            for e in entries:
+                out[e.name] = Path(os.path.normpath(self.experiments / os.readlink(e.path)))
+        return out
