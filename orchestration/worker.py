@@ -19,7 +19,7 @@ from typing import Callable
 
 from . import claims
 from .fsutil import remove_stale_temp_files
-from .pipeline.execute import claim_for_run
+from .pipeline.execute import StepFailed, claim_for_run
 from .pipeline.isolation import die_with_parent
 from .records import run_record
 from .workspace import State, Workspace
@@ -74,6 +74,7 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
     die_with_parent()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    logging.getLogger("luigi-interface").addFilter(_hide_step_failures)
     kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
     result = luigi.build([Experiment(str(ws.root), name)], detailed_summary=True, workers=1,
                          log_level="WARNING", **kwargs)
@@ -81,6 +82,12 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
         return EXIT_SCHEDULER_UNREACHABLE
     return 0 if result.status in (LuigiStatusCode.SUCCESS,
                                   LuigiStatusCode.SUCCESS_WITH_RETRY) else 1
+
+
+def _hide_step_failures(record: logging.LogRecord) -> bool:
+    """A failed step is already reported (and its traceback is in its log): spare the
+    terminal Luigi's second copy of it."""
+    return not (record.exc_info and isinstance(record.exc_info[1], StepFailed))
 
 
 def _fork_runner(ws: Workspace, name: str, path: Path, scheduler_url: str | None) -> _Runner:

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real git repository holding test Tasks.py, a workspace, and a runner for
+the installed CLI in a subprocess (what a user types)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True, env={**os.environ, **GIT_ENV}).stdout
+
+
+@pytest.fixture
+def code_repo(tmp_path: Path) -> Path:
+    """A committed git repository whose ``tasks/`` folder holds the test Tasks.py."""
+    repo = tmp_path / "project"
+    (repo / "tasks").mkdir(parents=True)
+    shutil.copy(FIXTURES / "Tasks.py", repo / "tasks" / "Tasks.py")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "remote", "add", "origin", "https://github.com/me/project")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def tasks_dir(code_repo: Path) -> Path:
+    return code_repo / "tasks"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """An initialised workspace folder."""
+    from orchestration.workspace import Workspace
+
+    root = tmp_path / "ws"
+    Workspace(root).init()
+    return root
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.txt"
+
+
+def read_ledger(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def make_config(tasks_dir: Path, output_dir: str, tasks: list[dict], **extra) -> dict:
+    return {"githubRepository": "https://github.com/me/project", "pathToTasks": str(tasks_dir),
+            "outputDir": output_dir, "tasks": tasks, **extra}
+
+
+def write_config(ws: Path, name: str, config: dict | str, folder: str = "ConfigSources") -> Path:
+    """Write a config (a dict, or raw YAML text) into a workspace folder."""
+    path = ws / folder / f"{name}.yaml"
+    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+    path.write_text(textwrap.dedent(text) if isinstance(config, str) else text)
+    old = path.stat().st_mtime - 10  # not "possibly half-written"
+    os.utime(path, (old, old))
+    return path
+
+
+def run_cli(*args: str, ws: Path | None = None, cwd: Path | None = None,
+            env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m orchestration ARGS`` in a subprocess, as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    if ws is not None:
+        full_env["JOB_ORCHESTRATION_WORKSPACE"] = str(ws)
+    return subprocess.run([sys.executable, "-m", "orchestration", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def state_of(ws: Path, name: str) -> str:
+    """The folder a config is in (exactly one, asserted)."""
+    found = [folder.name for folder in ws.iterdir()
+             if folder.name.startswith("Config") and (folder / f"{name}.yaml").exists()]
+    assert len(found) == 1, f"{name} is in {found}"
+    return found[0]
