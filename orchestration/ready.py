@@ -18,7 +18,7 @@ from typing import Iterator
 from .config.loader import load_config
 from .config.schema import ExperimentSpec, check
 from .config.tasks_module import TasksLoader
-from .config.validate import check_code, output_conflict, output_path, tasks_folder
+from .config.validate import OutputIndex, check_code, output_path, tasks_folder
 from .exceptions import ConfigError
 from .fsutil import remove_stale_temp_files
 from .records import run_record
@@ -48,7 +48,11 @@ class ReadyContext:
     base: Path
     loader: TasksLoader = field(default_factory=TasksLoader)
     provenance: ProvenanceCache = field(default_factory=ProvenanceCache)
-    in_use: dict[str, Path] = field(default_factory=dict)
+    in_use: OutputIndex = field(default_factory=OutputIndex)  # a plain dict is indexed
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.in_use, OutputIndex):
+            self.in_use = OutputIndex(self.in_use)
 
 
 @contextmanager
@@ -133,7 +137,7 @@ def validate_spec(ctx: ReadyContext, path: Path, name: str, spec: ExperimentSpec
     output_dir, problem = output_path(ctx.ws, spec.output_dir)
     if problem:
         problems.append(problem)
-    elif conflict := output_conflict(output_dir, ctx.in_use, name):  # type: ignore[arg-type]
+    elif conflict := ctx.in_use.conflict(output_dir, name):  # type: ignore[arg-type]
         problems.append(conflict)
     elif name not in ctx.in_use and run_record.meta_dir(output_dir).exists():  # type: ignore
         problems.append(f"outputDir: {output_dir} holds the steps of an earlier experiment "

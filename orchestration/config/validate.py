@@ -37,14 +37,36 @@ def output_path(ws: Workspace, output_dir: str) -> tuple[Path | None, str | None
     return target, None
 
 
-def output_conflict(target: Path, in_use: dict[str, Path], own_name: str) -> str | None:
-    """A problem when ``target`` equals, contains or lies inside another experiment's folder."""
-    for name, other in in_use.items():
-        if name != own_name and (other == target or other in target.parents
-                                 or target in other.parents):
-            return (f"outputDir: folder {target} is already used by experiment {name!r} "
-                    f"({other}); give each experiment its own outputDir")
-    return None
+class OutputIndex(dict):
+    """Experiment name -> output folder, indexed so that a conflict check costs the folder's
+    depth, not the number of experiments (``ready`` of 1000 configs must not be quadratic)."""
+
+    def __init__(self, in_use: dict[str, Path] | None = None) -> None:
+        super().__init__()
+        self._owner: dict[Path, str] = {}
+        self._below: dict[Path, set[str]] = {}  # folder -> experiments somewhere inside it
+        for name, path in (in_use or {}).items():
+            self[name] = path
+
+    def __setitem__(self, name: str, path: Path) -> None:
+        super().__setitem__(name, path)
+        self._owner[path] = name
+        for parent in path.parents:
+            self._below.setdefault(parent, set()).add(name)
+
+    def conflict(self, target: Path, own_name: str) -> str | None:
+        """A problem when ``target`` equals, contains or lies inside another experiment's
+        folder."""
+        for folder in (target, *target.parents):
+            other = self._owner.get(folder)
+            if other is not None and other != own_name:
+                return self._message(target, other)
+        inside = self._below.get(target, set()) - {own_name}
+        return self._message(target, min(inside)) if inside else None
+
+    def _message(self, target: Path, other: str) -> str:
+        return (f"outputDir: folder {target} is already used by experiment {other!r} "
+                f"({self[other]}); give each experiment its own outputDir")
 
 
 def tasks_folder(path_to_tasks: str, base: Path) -> Path:
