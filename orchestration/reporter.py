@@ -11,12 +11,17 @@ from typing import Any, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+_DIFF_STYLES = (("diff --git", "bold"), ("+++", "bold"), ("---", "bold"), ("@@", "cyan"),
+                ("+", "green"), ("-", "red"))
 
 
 class Reporter:
     def __init__(self, out=None, err=None) -> None:  # noqa: ANN001 - file-like objects
-        self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
-        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
+        # emoji=False: user data such as ``x[:100:]`` must print as written, not as an emoji
+        self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True, emoji=False)
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True, emoji=False)
 
     def line(self, text: str = "", style: str | None = None) -> None:
         self.out.print(text, style=style, markup=False)
@@ -30,11 +35,24 @@ class Reporter:
     def json(self, data: Any) -> None:
         self.out.file.write(json.dumps(data, indent=2, default=str) + "\n")
 
+    def raw(self, text: str) -> None:
+        """Machine-readable text (CSV), written exactly as given."""
+        self.out.file.write(text)
+
+    def diff(self, text: str) -> None:
+        """A unified diff: coloured by line on a terminal, byte-for-byte when piped."""
+        if not self.out.is_terminal:
+            self.raw(text)
+            return
+        for line in text.splitlines():
+            style = next((s for prefix, s in _DIFF_STYLES if line.startswith(prefix)), None)
+            self.out.print(line, style=style, markup=False)
+
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]],
               title: str | None = None) -> None:
         table = Table(*columns, title=title, show_edge=False, header_style="bold")
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))  # no markup
         self.out.print(table)
 
 

@@ -14,7 +14,8 @@ from types import ModuleType
 from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
-COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "demo"]
+COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
+            "rerun", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 
 

@@ -18,7 +18,7 @@ from ..config.schema import ExperimentSpec, TaskSpec, spec_from_snapshot
 from ..config.tasks_module import TasksImportError, TasksLoader, task_classes
 from ..exceptions import OrchestrationError
 from ..fsutil import atomic_write_json, read_json
-from ..records import run_record
+from ..records import run_provenance, run_record
 from ..taskbase import prepare
 from ..workspace import State, Workspace
 from .isolation import AttemptOutcome, ProgressFn, run_attempt
@@ -67,14 +67,20 @@ def ensure_claimed(ws: Workspace, name: str) -> Path:
 
 
 def claim_for_run(ws: Workspace, path: Path) -> Path | None:
-    """Claim a queued config and note the run in its record; None when another worker won."""
+    """Claim a queued config and note the run in its record; None when another worker won.
+
+    Also where the code state is captured again, once per run (see run_provenance)."""
     claimed = claims.claim(ws, path)
     if claimed is not None:
+        output_dir = ws.output_dir(path.stem)
+        note_drift = run_provenance.recheck(output_dir)
+
         def change(record: dict) -> None:
             record["state"] = "running"
             record["attempts"].append({"host": claims.HOST, "pid": os.getpid(),
                                        "started": time.time()})
-        run_record.update(ws.output_dir(path.stem), change, durable=False)
+            note_drift(record)
+        run_record.update(output_dir, change, durable=False)
     return claimed
 
 

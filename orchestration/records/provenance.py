@@ -103,12 +103,12 @@ def materialize(prov: dict[str, Any], dest: Path) -> Path:
 
     commit, subdir, files = _checked(prov)
     dest = Path(dest).resolve()  # absolute, so git can never read it as an option
-    fingerprint = _fingerprint(prov)
+    state_id = fingerprint(prov)
     with _open_recorded(prov) as repo:
         _require_commit(repo, commit)
         if dest.exists() and any(dest.iterdir()):
             marker = _marker_of(dest, repo, commit)
-            if marker == fingerprint:
+            if marker == state_id:
                 return dest / subdir
             if not _abandoned(marker):
                 raise ProvenanceError(
@@ -130,7 +130,7 @@ def materialize(prov: dict[str, Any], dest: Path) -> Path:
                 if prov["patch"]:
                     _apply(tree, prov["patch"])
                 _write_files(dest, files)
-                marker_path.write_text(fingerprint)
+                marker_path.write_text(state_id)
         except BaseException as err:
             if created:  # never remove a worktree that another process made
                 _discard(repo, dest)
@@ -149,7 +149,7 @@ def code_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
         if not prov.get("available"):
             why = " ".join(prov.get("warnings", [])) or "none was recorded"
             return f"no code diff: run {label} has no git provenance ({why})\n"
-    if _fingerprint(a) == _fingerprint(b):
+    if fingerprint(a) == fingerprint(b):
         return ""
     import git
 
@@ -372,7 +372,8 @@ def _safe_relative(rel: object, what: str) -> PurePosixPath:
     return path
 
 
-def _fingerprint(prov: dict[str, Any]) -> str:
+def fingerprint(prov: dict[str, Any]) -> str:
+    """A hash naming one code state: equal for equal commit, patch and untracked files."""
     state = [prov.get("commit"), prov.get("patch"), sorted((prov.get("untracked") or {}).items())]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 

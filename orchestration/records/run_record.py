@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..config.schema import ExperimentSpec
+from ..exceptions import WorkspaceError
 from ..fsutil import atomic_write_json, read_json
+from ..workspace import Workspace
 
 RECORD_NAME = "run.json"
 META_DIR = ".orchestration"  # markers and the lock, out of the user's way
@@ -64,6 +66,17 @@ def new_record(name: str, spec: ExperimentSpec, output_dir: Path, source_bytes: 
 
 def load(output_dir: Path) -> dict[str, Any]:
     return read_json(record_path(output_dir))
+
+
+def load_named(ws: Workspace, name: str) -> dict[str, Any]:
+    """The record of experiment ``name``, or a WorkspaceError a user can act on."""
+    ws.locate(name)
+    output_dir = ws.output_dir(name)
+    try:
+        return load(output_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise WorkspaceError(f"experiment {name!r} has no readable run record "
+                             f"{record_path(output_dir)} ({type(exc).__name__})") from None
 
 
 def write(output_dir: Path, record: dict[str, Any]) -> None:

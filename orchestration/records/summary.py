@@ -50,6 +50,8 @@ def summarize(ws: Workspace, name: str, state: State, path: Path,
                 branch=prov.get("branch"), provenance=prov.get("available", False),
                 tasks=_task_rows(record), warnings=record.get("warnings", []),
                 readied_at=record.get("readied_at"), ended=record.get("ended"))
+    if run_prov := record.get("run_provenance"):  # the code changed between ready and run
+        info.update(run_commit=run_prov.get("commit"), run_dirty=run_prov.get("dirty"))
     started = [a["started"] for a in record.get("attempts", [])]
     info["started"] = started[0] if started else None
     if with_config:

@@ -1,0 +1,33 @@
+"""One row per experiment: the config fields that differ across the rows and the values its
+tasks returned, as a table, CSV or JSON, for comparing a sweep."""
+from __future__ import annotations
+
+import argparse
+
+from ..reporter import Reporter
+
+HELP = "compare experiments: varied config fields and returned values"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="only experiments whose config has this value (typed: lr=0.1 is "
+                             "the number 0.1); KEY is a dotted config key, name or state; "
+                             "repeat to require several")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="output format (default: table)")
+
+
+def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from ..records.results import parse_where, results, table, to_csv
+
+    rows = results(args.workspace, parse_where(args.where))
+    if args.format == "json":
+        reporter.json(rows)
+    elif args.format == "csv":
+        reporter.raw(to_csv(rows))
+    elif rows:
+        reporter.table(*table(rows))
+    else:
+        reporter.line("no experiments" + (" match" if args.where else ""))
+    return 0

@@ -1,0 +1,90 @@
+"""Two runs side by side: config differences, code diff and environment differences.
+
+Works from the run records alone, so two runs can be compared long after the user's tree
+has moved on: the code diff rebuilds each recorded code state (commit + patch + untracked
+files) instead of reading today's files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ProvenanceError
+from .environment import environment_diff
+from .provenance import code_diff
+from .run_provenance import code_state
+
+_ABSENT = object()
+# Always differs between two experiments (that is what keeps their folders apart): last.
+LAST_KEYS = ("outputDir",)
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """Nested mappings as ``{dotted key: value}``; lists are values, not keys."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        _flatten_into(out, str(key), value)
+    return out
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config flattened, its task list keyed by task id (``tasks.train.epochs``), so that
+    inserting a task does not shift every other task's keys."""
+    data = dict(config)
+    tasks = data.get("tasks")
+    if isinstance(tasks, list) and all(isinstance(t, dict) and "id" in t for t in tasks):
+        data["tasks"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in tasks}
+    return flatten(data)
+
+
+def _flatten_into(out: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, dict) and value:
+        for sub, item in value.items():
+            _flatten_into(out, f"{key}.{sub}", item)
+    else:
+        out[key] = value
+
+
+def show_value(value: Any) -> str:
+    """A value as JSON, so ``1`` and ``"1"`` read differently."""
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Differences from config ``a`` to ``b``: ``lr: 0.1 -> 0.2``, ``+ seed: 3``, ``- seed: 1``."""
+    flat_a, flat_b = flatten_config(a), flatten_config(b)
+    keys = sorted(flat_a.keys() | flat_b.keys(), key=lambda k: (k in LAST_KEYS, k))
+    lines = []
+    for key in keys:
+        old, new = flat_a.get(key, _ABSENT), flat_b.get(key, _ABSENT)
+        if old is _ABSENT:
+            lines.append(f"+ {key}: {show_value(new)}")
+        elif new is _ABSENT:
+            lines.append(f"- {key}: {show_value(old)}")
+        elif show_value(old) != show_value(new):
+            lines.append(f"{key}: {show_value(old)} -> {show_value(new)}")
+    return lines
+
+
+@dataclass
+class Comparison:
+    """What ``diff`` prints: each part ready to show (empty when there is no difference)."""
+
+    config: list[str]
+    code: str
+    environment: list[str]
+
+
+def compare(record_a: dict[str, Any], record_b: dict[str, Any]) -> Comparison:
+    """Compare two run records; the code diff uses the code each run actually imported."""
+    try:
+        code = code_diff(code_state(record_a), code_state(record_b))
+    except ProvenanceError as exc:  # the config and environment are still worth showing
+        code = f"no code diff: {exc}\n"
+    return Comparison(
+        config=config_diff(record_a.get("config") or {}, record_b.get("config") or {}),
+        code=code,
+        environment=environment_diff(record_a.get("environment") or {},
+                                     record_b.get("environment") or {}),
+    )
