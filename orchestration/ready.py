@@ -89,10 +89,10 @@ def _name_taken(ws: Workspace, name: str) -> State | None:
 def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
     name = path.stem
     taken = _name_taken(ctx.ws, name)
-    if taken is not None:
-        return Outcome(name, False, f"{path}: name {name!r} is already used by an experiment in "
-                       f"{taken.value}/; rename the file (names are unique in a workspace)",
-                       skipped=True)
+    if taken is not None:  # a rejection, but left in place: ConfigsFailed may hold that name
+        return Outcome(name, False, f"{path}: config rejected and left in ConfigSources/: name "
+                       f"{name!r} is already used by an experiment in {taken.value}/; rename "
+                       "the file (names are unique in a workspace)")
     try:
         source = path.read_bytes()
         spec, output_dir, warnings, prov = validate_source(ctx, path, name)

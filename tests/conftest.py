@@ -26,7 +26,11 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def code_repo(tmp_path: Path) -> Path:
     """A committed git repository whose ``tasks/`` folder holds the test Tasks.py."""
-    repo = tmp_path / "project"
+    return make_code_repo(tmp_path / "project")
+
+
+def make_code_repo(repo: Path) -> Path:
+    """Create ``repo`` as in the ``code_repo`` fixture (for module-scoped fixtures too)."""
     (repo / "tasks").mkdir(parents=True)
     shutil.copy(FIXTURES / "Tasks.py", repo / "tasks" / "Tasks.py")
     git(repo, "init", "-q", "-b", "main")
@@ -65,11 +69,15 @@ def make_config(tasks_dir: Path, output_dir: str, tasks: list[dict], **extra) ->
             "outputDir": output_dir, "tasks": tasks, **extra}
 
 
-def write_config(ws: Path, name: str, config: dict | str, folder: str = "ConfigSources") -> Path:
-    """Write a config (a dict, or raw YAML text) into a workspace folder."""
+def write_config(ws: Path, name: str, config: dict | str | bytes,
+                 folder: str = "ConfigSources") -> Path:
+    """Write a config (a dict, raw YAML text, or raw bytes) into a workspace folder."""
     path = ws / folder / f"{name}.yaml"
-    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
-    path.write_text(textwrap.dedent(text) if isinstance(config, str) else text)
+    if isinstance(config, bytes):
+        path.write_bytes(config)
+    else:
+        path.write_text(textwrap.dedent(config) if isinstance(config, str)
+                        else yaml.safe_dump(config, sort_keys=False))
     old = path.stat().st_mtime - 10  # not "possibly half-written"
     os.utime(path, (old, old))
     return path

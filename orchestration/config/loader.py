@@ -9,64 +9,109 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (GrammarParseError, InterpolationKeyError, MissingMandatoryValue,
+                              OmegaConfBaseException, UnsupportedValueType)
 
 from ..exceptions import ConfigError
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
+MAX_DEPTH = 50
+TOO_DEEP = f"YAML nests more than {MAX_DEPTH} levels deep; flatten it"
 ENV_ALLOW_VAR = "JOB_ORCHESTRATION_ALLOWED_ENV"
+YAML_TAG = "tag:yaml.org,2002:"
+MERGE_TAG = YAML_TAG + "merge"
+PYTHON_TAG = YAML_TAG + "python/"
+PYTHON_TAG_FIX = "configs hold plain data only (such tags are never run); remove the tag"
 DEFAULT_ENV_ALLOW = ("HOME", "USER", "LOGNAME", "HOSTNAME", "TMPDIR", "SLURM_*",
                      "CUDA_VISIBLE_DEVICES")
 
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a mapping key must be a plain string or number",
-                    key_node.start_mark)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", seen[key],
-                    f"duplicate key {key!r}: each key may appear once in a mapping",
-                    key_node.start_mark)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep)
+# libyaml caps nesting and scans in linear time; PyYAML's own scanner is quadratic in the
+# depth of `[[[...` (a 1 MiB file of them would hang `ready`).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Node count with aliases expanded, computed without expanding them (billion laughs)."""
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _key_problems(loader: yaml.constructor.SafeConstructor, node: yaml.Node, path: str,
+                  seen: set[int], problems: list[str]) -> None:
+    """Python tags, duplicate and non-scalar mapping keys, each named by dotted path and line.
+
+    PyYAML keeps the last of two equal keys without a word; a config that says ``lr`` twice
+    is a mistake to report, not a value to pick. Runs on the composed nodes, before anything
+    is constructed.
+    """
+    if id(node) in seen:  # an alias: its target was checked where it was defined
+        return
+    seen.add(id(node))
+    if node.tag.startswith(PYTHON_TAG):
+        problems.append(f"{path or 'top level'}: {node.tag.replace(YAML_TAG, '!!')} (line "
+                        f"{_line(node)}) is not allowed: {PYTHON_TAG_FIX}")
+        return
+    if isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _key_problems(loader, child, f"{path}[{i}]", seen, problems)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:  # `<<: *base`: later keys override, no duplicate
+                _key_problems(loader, value_node, path, seen, problems)
+                continue
+            key = (loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode)
+                   else None)
+            if not isinstance(key, (str, int, float)):
+                problems.append(f"{path or 'top level'} (line {_line(key_node)}): a mapping key "
+                                "must be a plain string or number")
+                continue
+            dotted = f"{path}.{key}" if path else str(key)
+            if key in first:
+                problems.append(f"{dotted}: duplicate key (lines {first[key]} and "
+                                f"{_line(key_node)}); each key may appear once: keep one")
+            else:
+                first[key] = _line(key_node)
+            _key_problems(loader, value_node, dotted, seen, problems)
+
+
+def _shape(node: yaml.Node, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """Node count and depth with aliases expanded, computed without expanding them (billion
+    laughs); OmegaConf recurses per level, so depth is capped too."""
     if id(node) in memo:
         return memo[id(node)]
-    memo[id(node)] = 1  # guards recursive aliases
+    memo[id(node)] = (MAX_NODES + 1, MAX_DEPTH + 1)  # an alias inside its own anchor: endless
     if isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(n, memo) for n in node.value)
+        children = node.value
     elif isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        children = [child for pair in node.value for child in pair]
     else:
-        size = 1
-    memo[id(node)] = size
-    return size
+        children = []
+    shapes = [_shape(child, memo) for child in children]
+    memo[id(node)] = (1 + sum(size for size, _ in shapes),
+                      1 + max((depth for _, depth in shapes), default=0))
+    return memo[id(node)]
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one line that points at the place in the file (1-based)."""
     text = str(exc).replace("\n", " ").strip()
     if "python/" in text and "constructor" in text:
-        return ("a Python object tag (!!python/...) is not allowed: configs hold plain data "
-                "only; remove the tag")
-    return f"not valid YAML: {text}"
+        return f"a Python object tag (!!python/...) is not allowed: {PYTHON_TAG_FIX}"
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"not valid YAML: {text}"
+    mark = exc.problem_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    context = ""
+    if exc.context and exc.context_mark is not None:
+        context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
+    return f"not valid YAML at {where}: {exc.problem}{context}"
 
 
 def parse_yaml(path: Path) -> dict:
@@ -78,18 +123,28 @@ def parse_yaml(path: Path) -> dict:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(path, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    loader = _StrictLoader(text)
+        raise ConfigError(path, [f"not UTF-8 text ({exc.reason} at byte {exc.start}); save "
+                                 "the file as UTF-8"]) from None
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+        size, depth = _shape(node, {}) if node is not None else (0, 0)
+        if size > MAX_NODES:
             raise ConfigError(path, [f"YAML aliases expand to more than {MAX_NODES} values "
-                                     "(an alias bomb?); write the values out"])
+                                     "(an alias bomb, or an alias inside its own anchor); "
+                                     "write the values out"])
+        if depth > MAX_DEPTH:
+            raise ConfigError(path, [TOO_DEEP])
+        problems: list[str] = []
+        if node is not None:
+            _key_problems(loader, node, "", set(), problems)
+        if problems:
+            raise ConfigError(path, problems)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [_yaml_problem(exc)]) from None
     except RecursionError:
-        raise ConfigError(path, ["YAML nests too deeply or refers to itself"]) from None
+        raise ConfigError(path, [TOO_DEEP]) from None
     finally:
         loader.dispose()
     if data is None:
@@ -129,16 +184,35 @@ _register("oc.env", _env_resolver, replace=True)
 _register("now", _now_resolver, use_cache=True, replace=True)
 
 
-def _full_key(exc: OmegaConfBaseException) -> str:
-    return getattr(exc, "full_key", None) or "?"
+def _omegaconf_problem(exc: OmegaConfBaseException) -> str:
+    """``key: 'raw value' why; fix`` from OmegaConf's multi-line message."""
+    node = getattr(exc, "child_node", None)
+    raw = node._value() if node is not None else getattr(exc, "value", None)
+    shown = f" {raw!r}" if raw is not None else ""
+    why = str(getattr(exc, "msg", exc)).splitlines()[0]
+    why = re.sub(r"^\w+ raised while resolving interpolation: ", "", why)
+    if isinstance(exc, GrammarParseError):
+        why = (f"is not a valid interpolation ({why}); write ${{key}} or ${{key.sub}}, or "
+               "\\${...} for a literal ${")
+    elif "Recursive interpolation" in why:
+        why = "cannot be resolved: interpolations refer to each other in a cycle; break it"
+    elif isinstance(exc, InterpolationKeyError):
+        why = f"cannot be resolved: {why}; every ${{...}} must name a key of this config"
+    elif isinstance(exc, MissingMandatoryValue):
+        why = "is a required value (???) that was never set; give it a value"
+    elif isinstance(exc, UnsupportedValueType):
+        why = (f"is a {type(raw).__name__}, not plain data; quote it to keep it as text, "
+               f"e.g. '{raw}'")
+    else:
+        why = f"cannot be resolved: {why}"
+    return f"{getattr(exc, 'full_key', None) or 'top level'}:{shown} {why}"
 
 
 def to_omegaconf(path: Path, data: dict) -> DictConfig:
     try:
         return OmegaConf.create(data)
     except OmegaConfBaseException as exc:
-        raise ConfigError(path, [f"{_full_key(exc)}: {exc.msg if hasattr(exc, 'msg') else exc}"]
-                          ) from None
+        raise ConfigError(path, [_omegaconf_problem(exc)]) from None
 
 
 def resolve(path: Path, cfg: DictConfig) -> dict:
@@ -146,9 +220,7 @@ def resolve(path: Path, cfg: DictConfig) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore
     except OmegaConfBaseException as exc:
-        msg = str(getattr(exc, "msg", exc)).splitlines()[0]
-        raise ConfigError(path, [f"{_full_key(exc)}: cannot resolve interpolation: {msg}"]
-                          ) from None
+        raise ConfigError(path, [_omegaconf_problem(exc)]) from None
     except RecursionError:
         raise ConfigError(path, ["interpolations refer to each other in a cycle: break the "
                                  "cycle so every ${...} ends at a plain value"]) from None

@@ -6,6 +6,7 @@ through to the tasks untouched.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,14 +78,15 @@ def _check_task(i: int, entry: Any, problems: list[str]) -> None:
     where = f"tasks[{i}]"
     if not isinstance(entry, dict):
         problems.append(f"{where}: {_show(entry)} is not a mapping; expected "
-                        "{{id: <name>, method: <TaskBase subclass>}}")
+                        "{id: <name>, method: <TaskBase subclass>}")
         return
     tid = entry.get("id")
     if tid is None:
         problems.append(f"{where}.id: missing; every task needs a unique id")
     elif not isinstance(tid, str) or not ID_PATTERN.match(tid) or tid in (".", ".."):
-        problems.append(f"{where}.id: {_show(tid)} is not valid; use 1-100 letters, digits, "
-                        "'-', '_' or '.' (not '.' or '..')")
+        length = f" ({len(tid)} characters)" if isinstance(tid, str) and len(tid) > 100 else ""
+        problems.append(f"{where}.id: {_show(tid)}{length} is not valid; use 1-100 letters, "
+                        "digits, '-', '_' or '.' (not '.' or '..')")
     method = entry.get("method")
     if method is None:
         problems.append(f"{where}.method: missing; name a TaskBase subclass in Tasks.py")
@@ -97,7 +99,7 @@ def _check_task(i: int, entry: Any, problems: list[str]) -> None:
                         "task ids, e.g. [prepare], or [] for none")
     timeout = entry.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
+                                or not 0 < timeout < math.inf):
         problems.append(f"{where}.timeout: {_show(timeout)} is not valid; expected a number of "
                         "seconds > 0")
     retries = entry.get("retries")
@@ -123,7 +125,7 @@ def _check_graph(tasks: list[dict], problems: list[str]) -> None:
             if r not in seen:
                 problems.append(f"tasks[{i}].requires: {r!r} is not a task id of this config; "
                                 f"known ids: {', '.join(map(str, ids))}")
-            elif r == t.get("id"):
+            elif r == t.get("id") and ids.count(r) == 1:  # else "used twice" says it all
                 problems.append(f"tasks[{i}].requires: task {r!r} requires itself")
     if not problems:
         cycle = _find_cycle({t["id"]: t["requires"] for t in tasks})

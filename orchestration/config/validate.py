@@ -27,7 +27,8 @@ def output_path(ws: Workspace, output_dir: str) -> tuple[Path | None, str | None
     if ".." in pure.parts:
         return None, f"outputDir: {output_dir!r} contains '..'; it must stay inside Output/"
     if not pure.parts or pure.parts == (".",):
-        return None, "outputDir: must name a folder inside Output/, not Output/ itself"
+        return None, (f"outputDir: {output_dir!r} is Output/ itself; it must name a folder "
+                      "inside Output/, e.g. sweep1/lr-0.1")
     target = Path(os.path.normpath(ws.output / pure))
     real_output = ws.output.resolve()
     real = target.resolve()  # follows any symlink planted along the way
@@ -78,8 +79,8 @@ def check_code(spec: ExperimentSpec, folder: Path, output_dir: Path,
                loader: TasksLoader) -> list[str]:
     """Import Tasks.py, look up each method and run each task's ``validate()``."""
     if not folder.is_dir():
-        return [f"pathToTasks: {spec.path_to_tasks!r} is not a folder ({folder}); it must be "
-                "the folder holding Tasks.py"]
+        return [f"pathToTasks: {spec.path_to_tasks!r} is not a folder; it must be the folder "
+                "holding Tasks.py (a relative path is taken from where `ready` runs)"]
     try:
         module = loader.load(folder)
     except TasksImportError as exc:
