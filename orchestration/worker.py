@@ -25,6 +25,7 @@ from .records import run_record
 from .workspace import State, Workspace
 
 POLL_SECONDS = 2.0
+RESOURCE_WAIT_SECONDS = 1.0
 EXIT_SCHEDULER_UNREACHABLE = 3
 
 
@@ -76,8 +77,15 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
         signal.signal(sig, signal.SIG_DFL)
     logging.getLogger("luigi-interface").addFilter(_hide_step_failures)
     kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
-    result = luigi.build([Experiment(str(ws.root), name)], detailed_summary=True, workers=1,
-                         log_level="WARNING", **kwargs)
+    while True:
+        result = luigi.build([Experiment(str(ws.root), name)], detailed_summary=True,
+                             workers=1, log_level="WARNING", **kwargs)
+        if result.status is not LuigiStatusCode.NOT_RUN:
+            break
+        # luigid held a step back (its resources are in use by another worker's step). A Luigi
+        # worker without keep_alive gives up at once; with it, it would also wait out a failed
+        # step's retry_delay. So ask again until it is our turn.
+        time.sleep(RESOURCE_WAIT_SECONDS)
     if result.status is LuigiStatusCode.SCHEDULING_FAILED and scheduler_url:
         return EXIT_SCHEDULER_UNREACHABLE
     return 0 if result.status in (LuigiStatusCode.SUCCESS,

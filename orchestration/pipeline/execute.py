@@ -6,6 +6,7 @@ Kept out of the Luigi task classes so the same code serves our worker and a plai
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import os
 import socket
 import time
@@ -24,6 +25,7 @@ from ..workspace import State, Workspace
 from .isolation import AttemptOutcome, ProgressFn, run_attempt
 
 PROGRESS_RECORD_INTERVAL = 1.0
+CLAIM_LOOKS = 3  # a config being moved by a racing process is found at the next look
 
 
 class StepFailed(Exception):
@@ -55,29 +57,48 @@ class Plan:
 
 def ensure_claimed(ws: Workspace, name: str) -> Path:
     """The config in ConfigsInProgress, claiming it from the queue if a Luigi run got here
-    first; refuses experiments that are finished or failed."""
-    state, path = ws.locate(name)
-    if state is State.RUNNING:
-        return path
-    if state is State.QUEUED and (claimed := claim_for_run(ws, path)) is not None:
-        return claimed
+    first; refuses experiments that are finished or failed.
+
+    Under ``luigi --workers N`` two root steps of one experiment start at once, so another
+    process may be claiming the config right now: losing that race, or looking while the
+    config is between two folders, means look again, not fail the step."""
+    for _ in range(CLAIM_LOOKS):
+        found = ws.find(name)
+        if found is None:
+            continue
+        state, path = found
+        if state is State.RUNNING:
+            return path
+        if state is not State.QUEUED:
+            break
+        if (claimed := claim_for_run(ws, path)) is not None:
+            return claimed
+    state, _ = ws.locate(name)
     raise OrchestrationError(f"experiment {name!r} is {state.label}, not queued or running"
                              + ("; `job-orchestration retry` queues it again"
                                 if state is State.FAILED else ""))
+
+
+def _claim_holder() -> int:
+    """The pid whose life a claim follows. Under ``luigi --workers N`` a step runs in a child
+    Luigi forks for it and reaps when it ends: the claim belongs to that Luigi worker, else it
+    would look dead (and be taken by another worker) as soon as the first step finished."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None else os.getpid()
 
 
 def claim_for_run(ws: Workspace, path: Path) -> Path | None:
     """Claim a queued config and note the run in its record; None when another worker won.
 
     Also where the code state is captured again, once per run (see run_provenance)."""
-    claimed = claims.claim(ws, path)
+    claimed = claims.claim(ws, path, pid=_claim_holder())
     if claimed is not None:
         output_dir = ws.output_dir(path.stem)
         note_drift = run_provenance.recheck(output_dir)
 
         def change(record: dict) -> None:
             record["state"] = "running"
-            record["attempts"].append({"host": claims.HOST, "pid": os.getpid(),
+            record["attempts"].append({"host": claims.HOST, "pid": _claim_holder(),
                                        "started": time.time()})
             note_drift(record)
         run_record.update(output_dir, change, durable=False)

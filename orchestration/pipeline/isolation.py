@@ -9,6 +9,7 @@ is seen at once. Forking from the warm worker costs well under a millisecond.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import io
 import json
 import logging
@@ -65,6 +66,7 @@ def _child(target: Callable[[ProgressFn], Any], log_path: Path, write_fd: int) -
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), line_buffering=True)
         sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), line_buffering=True)
         _log_to_stderr()
+        faulthandler.enable()  # a segfault's Python traceback goes to the log too
 
         def progress(fraction: float, message: str | None = None) -> None:
             out.write(json.dumps({"progress": fraction, "message": message}) + "\n")
