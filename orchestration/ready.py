@@ -49,6 +49,7 @@ class ReadyContext:
     loader: TasksLoader = field(default_factory=TasksLoader)
     provenance: ProvenanceCache = field(default_factory=ProvenanceCache)
     in_use: OutputIndex = field(default_factory=OutputIndex)  # a plain dict is indexed
+    whole: bool = False  # the files were written atomically (submit): none is half-written
 
     def __post_init__(self) -> None:
         if not isinstance(self.in_use, OutputIndex):
@@ -71,11 +72,12 @@ def ready_all(ws: Workspace, base: Path | None = None) -> list[Outcome]:
     return ready_files(ws, ws.config_files(State.SOURCE), base)
 
 
-def ready_files(ws: Workspace, paths: list[Path], base: Path | None = None) -> list[Outcome]:
+def ready_files(ws: Workspace, paths: list[Path], base: Path | None = None,
+                whole: bool = False) -> list[Outcome]:
     outcomes = []
     with ready_lock(ws):
         remove_stale_temp_files(ws.folder(State.SOURCE))
-        ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered())
+        ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered(), whole=whole)
         for path in paths:
             outcomes.append(ready_one(ctx, path))
     return outcomes
@@ -97,7 +99,7 @@ def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
         source = path.read_bytes()
         spec, output_dir, warnings, prov = validate_source(ctx, path, name)
     except ConfigError as exc:
-        if _maybe_half_written(path):
+        if not ctx.whole and _maybe_half_written(path):
             return Outcome(name, False, f"{path}: left in place, it may still be being "
                            "written (changed in the last 2 s)", skipped=True)
         ctx.ws.fail(path, str(exc))

@@ -15,7 +15,7 @@ from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
-            "rerun", "demo"]
+            "rerun", "submit", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 
 

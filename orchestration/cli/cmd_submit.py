@@ -1,0 +1,46 @@
+"""Write one config per point of a sweep into ConfigSources (names <stem>-<key><value>...),
+skipping points identical to an experiment already in the workspace. Values are typed as in
+Hydra (0.1 a float, abc a string); a sweep axis is a,b,c, choice(a,b) or range(start, stop[,
+step]); +key=value adds a key the base config lacks."""
+from __future__ import annotations
+
+import argparse
+
+from ..reporter import Reporter
+from .cmd_ready import report_outcomes
+
+HELP = "write configs for a sweep into ConfigSources, skipping duplicates"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="the base config (YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key, e.g. optimizer.lr=0.1 (repeatable)")
+    parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="sweep a key over values; several --sweep make a grid")
+    parser.add_argument("--ready", action="store_true", help="also ready the configs written")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be written; write nothing")
+
+
+def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from ..submission import submit
+
+    result = submit(args.config, overrides=args.set, sweep=args.sweep, ready=args.ready,
+                    workspace=args.workspace, dry_run=args.dry_run)
+    for point in result.points:
+        label = f"; {point.label}" if point.label else ""
+        if point.duplicate_of is not None:
+            state = point.duplicate_state
+            reporter.line(f"{point.name}: skipped, identical to {point.duplicate_of} "
+                          f"({state.label}, in {state.value}/){label}")
+        else:
+            renamed = " (readable name taken or too long: hash added)" if point.renamed else ""
+            reporter.line(f"{point.name}: {'would write' if args.dry_run else 'written'}"
+                          f"{renamed}{label}")
+    reporter.line(f"{len(result)} {'to write' if args.dry_run else 'written'}, "
+                  f"{len(result.skipped)} skipped as duplicates"
+                  + (" (dry run: nothing written)" if args.dry_run else ""))
+    if args.ready and not args.dry_run:
+        return report_outcomes(result.outcomes, reporter)
+    return 0
