@@ -4,7 +4,9 @@ A claim is an atomic ``os.rename`` of the config into ConfigsInProgress (exactly
 several racing workers wins) plus an owner file beside it naming host, pid and start time.
 The owner's heartbeat is the owner file's mtime. A claim is *dead* when its pid is gone on
 this host, or its heartbeat is older than the lease on another host; the next worker puts a
-dead claim back in the queue and, because finished steps have markers, loses no work.
+dead claim back in the queue and, because finished steps have markers, loses no work. The
+owner writes its lease into the owner file: it promises to beat more often than that, so
+every other worker judges it by its own promise, whatever their own ``--lease``.
 """
 from __future__ import annotations
 
@@ -29,13 +31,15 @@ class Owner:
     pid: int
     started: float
     heartbeat: float
+    lease: float | None = None  # what the owner promised; None in files of older versions
 
 
 def owner_file(ws: Workspace, name: str) -> Path:
     return ws.folder(State.RUNNING) / f"{name}.owner.json"
 
 
-def claim(ws: Workspace, path: Path, pid: int | None = None) -> Path | None:
+def claim(ws: Workspace, path: Path, pid: int | None = None,
+          lease: float = DEFAULT_LEASE_SECONDS) -> Path | None:
     """Take the queued config ``path``; None when another worker got it first."""
     dest = ws.folder(State.RUNNING) / path.name
     try:
@@ -48,7 +52,8 @@ def claim(ws: Workspace, path: Path, pid: int | None = None) -> Path | None:
         if owner_file(ws, path.stem).exists():
             return None
     atomic_write_json(owner_file(ws, path.stem), {"host": HOST, "pid": pid or os.getpid(),
-                                                   "started": time.time()}, durable=False)
+                                                   "started": time.time(), "lease": lease},
+                      durable=False)
     return dest
 
 
@@ -59,14 +64,18 @@ def read_owner(path: Path) -> Owner | None:
         beat = path.stat().st_mtime
     except (FileNotFoundError, ValueError):
         return None
+    lease = data.get("lease")
     return Owner(str(data.get("host", "?")), int(data.get("pid", 0)),
-                 float(data.get("started", 0)), beat)
+                 float(data.get("started", 0)), beat,
+                 float(lease) if isinstance(lease, (int, float)) else None)
 
 
 def owner_dead(owner: Owner, lease: float) -> bool:
+    """Same host: the pid is gone. Other host: no heartbeat for longer than the owner's own
+    lease (``lease`` when the owner file does not say)."""
     if owner.host == HOST:
         return not pid_alive(owner.pid)
-    return time.time() - owner.heartbeat > lease
+    return time.time() - owner.heartbeat > (owner.lease or lease)
 
 
 def heartbeat(ws: Workspace, names: list[str]) -> None:
@@ -86,6 +95,17 @@ def is_dead(ws: Workspace, path: Path, lease: float = DEFAULT_LEASE_SECONDS) -> 
         return time.time() - path.stat().st_ctime > NO_OWNER_GRACE_SECONDS  # ctime: the rename
     except FileNotFoundError:
         return False
+
+
+def live_claims(ws: Workspace, names: list[str],
+                lease: float = DEFAULT_LEASE_SECONDS) -> set[str]:
+    """Which of the running experiments ``names`` a live worker holds."""
+    live = set()
+    for name in names:
+        owner = read_owner(owner_file(ws, name))
+        if owner is not None and not owner_dead(owner, lease):
+            live.add(name)
+    return live
 
 
 def release(ws: Workspace, path: Path) -> Path | None:

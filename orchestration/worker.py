@@ -19,12 +19,14 @@ from typing import Callable
 
 from . import claims
 from .fsutil import remove_stale_temp_files
-from .pipeline.execute import StepFailed, claim_for_run
+from .pipeline.execute import StepFailed, claim_for_run, note_requeued
 from .pipeline.isolation import die_with_parent
 from .records import run_record
 from .workspace import State, Workspace
 
 POLL_SECONDS = 2.0
+REAP_EVERY_POLLS = 5  # look for claims of dead workers every 5 polls, not only at start
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # a runner ended by these was stopped, not broken
 RESOURCE_WAIT_SECONDS = 1.0
 EXIT_SCHEDULER_UNREACHABLE = 3
 
@@ -52,8 +54,7 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
     done = []
     for state in State:
         remove_stale_temp_files(ws.folder(state))
-    for name in claims.requeue_dead(ws, lease):
-        done.append(f"{name}: its worker died; queued again (finished steps are kept)")
+    done += requeue_dead(ws, lease)
     for path in ws.config_files(State.QUEUED):
         try:
             record = run_record.load(ws.output_dir(path.stem))
@@ -63,6 +64,22 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
             claims.finish(ws, path, State.COMPLETED)
             done.append(f"{path.stem}: had completed; moved to {State.COMPLETED.value}")
     return done
+
+
+def requeue_dead(ws: Workspace, lease: float) -> list[str]:
+    """Put the claims of dead workers back in the queue; returns what it did."""
+    done = []
+    for name in claims.requeue_dead(ws, lease):
+        note_requeued(ws, name)
+        done.append(f"{name}: its worker died; queued again (finished steps are kept)")
+    return done
+
+
+def _claim_number(ws: Workspace, name: str) -> str:
+    """Which claim of the experiment this run is (1 for its first): part of its Luigi task
+    ids, so luigid never confuses a step left RUNNING by a killed worker (luigid waits
+    ``worker_disconnect_delay`` before it lets go of it) with the same step run again."""
+    return str(len(run_record.load(ws.output_dir(name)).get("attempts", [])))
 
 
 def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
@@ -77,8 +94,9 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
         signal.signal(sig, signal.SIG_DFL)
     logging.getLogger("luigi-interface").addFilter(_hide_step_failures)
     kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
+    experiment = Experiment(str(ws.root), name, claim=_claim_number(ws, name))
     while True:
-        result = luigi.build([Experiment(str(ws.root), name)], detailed_summary=True,
+        result = luigi.build([experiment], detailed_summary=True,
                              workers=1, log_level="WARNING", **kwargs)
         if result.status is not LuigiStatusCode.NOT_RUN:
             break
@@ -132,8 +150,15 @@ class Worker:
     def run(self) -> WorkerReport:
         for msg in reconcile(self.ws, self.lease):
             self.on_event(msg)
-        last_beat = time.monotonic()
+        if not self.exit_when_empty:
+            self.on_event(f"worker {os.getpid()} on {claims.HOST} is waiting for configs; "
+                          "Ctrl-C stops it (unfinished experiments go back to the queue)")
+        last_beat = last_reap = time.monotonic()
         while True:
+            if time.monotonic() - last_reap > self.poll * REAP_EVERY_POLLS:
+                for msg in requeue_dead(self.ws, self.lease):
+                    self.on_event(msg)
+                last_reap = time.monotonic()
             if not self.stopping:
                 self._fill()
             if not self.running and (self.stopping or self.exit_when_empty):
@@ -157,7 +182,7 @@ class Worker:
 
     def _claim_next(self) -> Path | None:
         for path in self.ws.config_files(State.QUEUED):
-            claimed = claim_for_run(self.ws, path)
+            claimed = claim_for_run(self.ws, path, self.lease)
             if claimed is not None:
                 return claimed
         return None
@@ -179,13 +204,19 @@ class Worker:
         seconds = time.time() - runner.started
         if state is State.RUNNING:
             code = os.waitstatus_to_exitcode(status)
-            if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping:
+            interrupted = os.WIFSIGNALED(status) and os.WTERMSIG(status) in INTERRUPTS
+            if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping or interrupted:
                 claims.release(self.ws, found[1])  # not the experiment's fault
+                note_requeued(self.ws, runner.name)
                 self.report.released.append(runner.name)
-                why = ("the Luigi scheduler could not be reached" if not self.stopping
-                       else "the worker is stopping")
+                if code == EXIT_SCHEDULER_UNREACHABLE:
+                    why = "the Luigi scheduler could not be reached"
+                elif self.stopping:
+                    why = "the worker is stopping"
+                else:
+                    why = f"its runner was stopped by {signal.Signals(-code).name}"
                 self.on_event(f"{runner.name}: put back in the queue: {why}")
-                if not self.stopping:
+                if code == EXIT_SCHEDULER_UNREACHABLE and not self.stopping:
                     self.report.errors.append(f"cannot reach the Luigi scheduler at "
                                               f"{self.scheduler_url}; start it with "
                                               "`job-orchestration scheduler`")

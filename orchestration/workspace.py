@@ -76,10 +76,10 @@ class Workspace:
         except FileNotFoundError:
             return []
         with entries:
-            files = [Path(e.path) for e in entries
+            files = [e.path for e in entries
                      if e.name.endswith(CONFIG_SUFFIXES) and not e.name.startswith((".", "~", "#"))
                      and e.is_file()]
-        return sorted(files)
+        return [Path(f) for f in sorted(files)]  # strings sort ~10x faster than Paths
 
     def find(self, name: str) -> tuple[State, Path] | None:
         """The state and file of experiment ``name``, or None."""
@@ -142,7 +142,8 @@ class Workspace:
             entries = os.scandir(self.experiments)
         except FileNotFoundError:
             return out
+        base = str(self.experiments)
         with entries:
-            for e in entries:
-                out[e.name] = Path(os.path.normpath(self.experiments / os.readlink(e.path)))
+            for e in entries:  # string joins: this runs for every experiment on every status
+                out[e.name] = Path(os.path.normpath(os.path.join(base, os.readlink(e.path))))
         return out

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,55 @@ def state_of(ws: Path, name: str) -> str:
              if folder.name.startswith("Config") and (folder / f"{name}.yaml").exists()]
     assert len(found) == 1, f"{name} is in {found}"
     return found[0]
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition", every: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned) or fail at the deadline:
+    synchronisation by observation, never by sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def luigid(tmp_path: Path):
+    """A real ``luigid`` on 127.0.0.1 and a free port, state and logs under tmp_path;
+    yields its URL, kills it at teardown."""
+    port = free_port()
+    folder = tmp_path / "luigid"
+    (folder / "logs").mkdir(parents=True)
+    binary = Path(sys.executable).with_name("luigid")
+    proc = subprocess.Popen([str(binary) if binary.exists() else "luigid", "--address",
+                             "127.0.0.1", "--port", str(port), "--state-path",
+                             str(folder / "state.pickle"), "--logdir", str(folder / "logs")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port) or proc.poll() is not None, 30, "luigid to listen")
+        assert proc.poll() is None, f"luigid exited with {proc.returncode}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

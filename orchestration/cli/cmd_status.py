@@ -1,34 +1,109 @@
-"""Every experiment: state, steps done/total, elapsed time."""
+"""Every experiment: state, steps done/total, elapsed, estimated time left; totals per state
+and when the queue will be done with the workers now running. ``--watch`` redraws it live
+until nothing is queued or running."""
 from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
+from typing import TYPE_CHECKING, Any
 
-from ..reporter import Reporter, duration
+from ..exceptions import UsageError
+from ..reporter import Reporter, duration, render_table
 from ..workspace import Workspace
 
-HELP = "list experiments and their progress"
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..records.overview import Overview
+
+HELP = "list experiments, their progress and the time left"
+WATCH_SECONDS = 2.0
+MAX_ROWS = 100  # a table longer than this is for --json or --all, not for reading
+SHOWN_FIRST = ("running", "failed", "queued", "completed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--watch", action="store_true",
+                        help="redraw every 2 s until nothing is queued or running")
+    parser.add_argument("--all", action="store_true",
+                        help=f"list every experiment (by default a table stops at {MAX_ROWS} "
+                             "rows: running, failed, queued, then completed ones)")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
-    from ..records.summary import all_experiments
+    from ..records.overview import collect
 
+    if args.json and args.watch:
+        raise UsageError("--watch draws a live view for people; for scripts, run "
+                         "`status --json` as often as needed")
     ws = Workspace.from_setting(args.workspace)
-    rows = all_experiments(ws)
-    totals = Counter(r["state"] for r in rows)
     if args.json:
-        reporter.json({"experiments": rows, "totals": dict(totals), "eta_seconds": None})
+        reporter.json(collect(ws).as_json(), indent=None)
         return 0
-    now = time.time()
-    reporter.table(["experiment", "state", "steps", "elapsed"], [
-        (r["name"], r["state"], f"{sum(t['state'] == 'done' for t in r['tasks'])}/"
-         f"{len(r['tasks'])}" if r["tasks"] else "-",
-         duration(((r.get("ended") or now) - r["started"]) if r.get("started") else None))
-        for r in rows])
-    reporter.line(", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "no experiments")
+    limit = None if args.all else MAX_ROWS
+    if not args.watch:
+        reporter.out.print(view(collect(ws), limit))
+        return 0
+    with reporter.live() as live:
+        try:
+            while True:
+                overview = collect(ws)
+                live.update(view(overview, limit), refresh=True)
+                if not overview.active:
+                    break
+                time.sleep(WATCH_SECONDS)  # a redraw interval, not synchronisation
+        except KeyboardInterrupt:
+            pass
     return 0
+
+
+def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "Table":
+    """The status table (at most ``limit`` rows, the most pressing first), its caption the
+    totals and the overall ETA."""
+    now = time.time()
+    shown = overview.experiments
+    if limit is not None and len(shown) > limit:
+        shown = sorted(shown, key=lambda e: SHOWN_FIRST.index(e["state"]))[:limit]
+    rows = [(e["name"], _state(e), _steps(e), duration(_elapsed(e, now)),
+             duration(e["eta_seconds"]) if e["state"] in ("queued", "running") else "")
+            for e in shown]
+    caption = summary_line(overview)
+    if len(shown) < len(overview.experiments):
+        caption += (f"\n{len(overview.experiments) - len(shown)} more not shown: "
+                    "`status --all` lists them, `status --json` has everything")
+    return render_table(["experiment", "state", "steps", "elapsed", "left"], rows,
+                        caption=caption)
+
+
+def summary_line(overview: "Overview") -> str:
+    if not overview.experiments:
+        return "no experiments"
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(overview.totals.items()))
+    if not overview.active:
+        return counts
+    workers = f"{overview.workers} worker{'s' if overview.workers != 1 else ''} busy"
+    if overview.eta_seconds is None:
+        return (f"{counts}; {workers}; time left unknown until every method has finished a "
+                "step or reported progress once")
+    return f"{counts}; {workers}; all done in ~{duration(overview.eta_seconds)}"
+
+
+def _state(e: dict[str, Any]) -> str:
+    return e["state"] + (" (worker gone)" if e.get("worker_alive") is False else "")
+
+
+def _steps(e: dict[str, Any]) -> str:
+    tasks = e["tasks"]
+    if not tasks:
+        return "-"
+    text = f"{sum(t['state'] == 'done' for t in tasks)}/{len(tasks)}"
+    current = next((t for t in tasks if t["state"] == "running"), None)
+    if current is not None and e["state"] == "running":
+        text += f" {current['id']}" + (f" {current['progress']:.0%}"
+                                       if current.get("progress") is not None else "")
+    return text
+
+
+def _elapsed(e: dict[str, Any], now: float) -> float | None:
+    return ((e.get("ended") or now) - e["started"]) if e.get("started") else None

@@ -22,7 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-when-empty", action="store_true",
                         help="stop when the queue is empty instead of waiting for more")
     parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                        help="how often to look for new configs (default 2)")
+                        help="how often to look for new configs and beat the heartbeat of "
+                             "its claims (default 2)")
+    parser.add_argument("--lease", type=float, default=300.0, metavar="SECONDS",
+                        help="workers on other hosts take this worker's experiments back when "
+                             "its heartbeat is older than this (default 300; on one host a "
+                             "dead worker is seen at once by its pid). Keep it well above "
+                             "--poll plus the clock difference between hosts")
 
 
 def scheduler_url(explicit: str | None) -> str | None:
@@ -44,9 +50,14 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     if args.workers < 1:
         raise OrchestrationError("--workers must be at least 1")
+    if not 0 < args.poll * 2 < args.lease:
+        raise OrchestrationError(f"--lease ({args.lease:g} s) must be more than twice --poll "
+                                 f"({args.poll:g} s), the heartbeat interval, and --poll "
+                                 "positive")
     ws = Workspace.from_setting(args.workspace)
     worker = Worker(ws, workers=args.workers, scheduler_url=scheduler_url(args.scheduler_url),
-                    exit_when_empty=args.exit_when_empty, poll=args.poll, on_event=reporter.line)
+                    exit_when_empty=args.exit_when_empty, poll=args.poll, lease=args.lease,
+                    on_event=reporter.line)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     report = worker.run()

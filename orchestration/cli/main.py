@@ -15,7 +15,7 @@ from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
-            "rerun", "submit", "demo"]
+            "rerun", "submit", "scheduler", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 
 

@@ -87,11 +87,12 @@ def _claim_holder() -> int:
     return parent.pid if parent is not None else os.getpid()
 
 
-def claim_for_run(ws: Workspace, path: Path) -> Path | None:
+def claim_for_run(ws: Workspace, path: Path,
+                  lease: float = claims.DEFAULT_LEASE_SECONDS) -> Path | None:
     """Claim a queued config and note the run in its record; None when another worker won.
 
     Also where the code state is captured again, once per run (see run_provenance)."""
-    claimed = claims.claim(ws, path, pid=_claim_holder())
+    claimed = claims.claim(ws, path, pid=_claim_holder(), lease=lease)
     if claimed is not None:
         output_dir = ws.output_dir(path.stem)
         note_drift = run_provenance.recheck(output_dir)
@@ -103,6 +104,22 @@ def claim_for_run(ws: Workspace, path: Path) -> Path | None:
             note_drift(record)
         run_record.update(output_dir, change, durable=False)
     return claimed
+
+
+def note_requeued(ws: Workspace, name: str) -> None:
+    """The record of a config put back in the queue: a step cut short is pending again (it
+    restarts from scratch under the next claim), so ``show`` and ``status`` do not report a
+    step running that nothing runs."""
+    def change(record: dict) -> None:
+        for task in record["tasks"].values():
+            if task.get("state") == "running":
+                task.update(state="pending", progress=None)
+        record["state"] = "queued"
+
+    try:
+        run_record.update(ws.output_dir(name), change, durable=False)
+    except (OrchestrationError, FileNotFoundError, ValueError):
+        pass  # never readied, or no record: nothing to correct
 
 
 def _stamp() -> str:

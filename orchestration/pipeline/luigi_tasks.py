@@ -3,6 +3,8 @@
 Luigi's task registry and instance cache are global, so no class is ever created per config:
 ``Step(workspace, name, step)`` is one step of any experiment, ``Experiment`` wraps one
 readied config and ``Queue`` every queued one. Each reads the snapshot taken at ``ready``.
+``claim`` numbers the worker's claims of an experiment, so a step that a killed worker left
+RUNNING in luigid is a different Luigi task from the same step run again.
 """
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import os
 from functools import cached_property
 
 import luigi
+from luigi.parameter import ParameterVisibility
 
 from ..config.tasks_module import TasksLoader
 from ..workspace import ENV_VAR, State, Workspace
 from .execute import Plan, finalize, run_step
+from .progress import LuigiProgress
 
 # One loader per process: Luigi constructs tasks itself, so there is no object to hand it
 # to, and importing a Tasks.py once per process (not once per step) is the point.
@@ -34,6 +38,10 @@ class Step(luigi.Task):
     workspace = luigi.Parameter()
     name = luigi.Parameter()
     step = luigi.Parameter()
+    claim = luigi.Parameter(default="")
+    # the task id of the Experiment that wants this step, where its progress is shown
+    experiment = luigi.Parameter(default="", significant=False,
+                                 visibility=ParameterVisibility.HIDDEN)
 
     @cached_property
     def plan(self) -> Plan:
@@ -48,18 +56,19 @@ class Step(luigi.Task):
         return self.spec.resources  # empty unless declared: see LUIGI_NOTES on get_work cost
 
     def requires(self) -> list["Step"]:
-        return [Step(self.workspace, self.name, dep) for dep in self.spec.requires]
+        return [Step(self.workspace, self.name, dep, self.claim, self.experiment)
+                for dep in self.spec.requires]
 
     def output(self) -> MarkerTarget:
         return MarkerTarget(str(self.plan.marker(self.step)))
 
     def run(self) -> None:
-        run_step(self.plan, self.spec, _LOADER, self._report)
-
-    def _report(self, fraction: float, message: str | None) -> None:
-        if self.set_progress_percentage is not None:  # None outside a Luigi worker
-            self.set_progress_percentage(round(fraction * 100))
-            self.set_status_message(message or f"{fraction:.0%}")
+        progress = LuigiProgress(self, self.plan, self.experiment)
+        progress.update()
+        try:
+            run_step(self.plan, self.spec, _LOADER, progress)
+        finally:
+            progress.update()
 
 
 class Experiment(luigi.Task):
@@ -67,6 +76,7 @@ class Experiment(luigi.Task):
 
     workspace = luigi.Parameter(default="")
     name = luigi.Parameter()
+    claim = luigi.Parameter(default="")
 
     @cached_property
     def plan(self) -> Plan:
@@ -74,7 +84,8 @@ class Experiment(luigi.Task):
 
     def requires(self) -> list[Step]:
         ws = str(self.plan.ws.root)
-        return [Step(ws, self.name, t.id) for t in self.plan.spec.sinks()]
+        return [Step(ws, self.name, t.id, self.claim, self.task_id)
+                for t in self.plan.spec.sinks()]
 
     def complete(self) -> bool:
         found = _workspace(self.workspace).find(self.name)
@@ -82,6 +93,10 @@ class Experiment(luigi.Task):
 
     def run(self) -> None:
         finalize(self.plan)
+        if self.set_status_message is not None:  # None outside a Luigi worker
+            total = len(self.plan.spec.tasks)
+            self.set_status_message(f"{total}/{total} steps, completed")
+            self.set_progress_percentage(100)
 
 
 class Queue(luigi.WrapperTask):

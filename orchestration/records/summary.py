@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..exceptions import WorkspaceError
 from ..workspace import State, Workspace
@@ -33,8 +33,10 @@ def _task_rows(record: dict) -> list[dict[str, Any]]:
 
 
 def summarize(ws: Workspace, name: str, state: State, path: Path,
-              output_dir: Path | None = None, with_config: bool = True) -> dict[str, Any]:
-    """The ``show --json`` view of one experiment."""
+              output_dir: Path | None = None, with_config: bool = True,
+              record: dict | None = None) -> dict[str, Any]:
+    """The ``show --json`` view of one experiment (``record``: its run record, if the caller
+    has read it already)."""
     info: dict[str, Any] = {"name": name, "state": state.label, "config_file": str(path),
                             "commit": None, "dirty": None, "output_dir": None, "tasks": []}
     if state is State.FAILED:
@@ -42,7 +44,7 @@ def summarize(ws: Workspace, name: str, state: State, path: Path,
         info["error"] = error.read_text().strip() if error.exists() else None
     try:
         output_dir = output_dir or ws.output_dir(name)
-        record = run_record.load(output_dir)
+        record = record if record is not None else run_record.load(output_dir)
     except (WorkspaceError, OSError, ValueError):  # not readied: no record to add
         return info
     prov = record.get("provenance") or {}
@@ -59,12 +61,16 @@ def summarize(ws: Workspace, name: str, state: State, path: Path,
     return info
 
 
-def all_experiments(ws: Workspace) -> list[dict[str, Any]]:
-    """Every experiment of the workspace that is queued, running, completed or failed."""
+def listed(ws: Workspace) -> Iterator[tuple[State, Path, Path | None]]:
+    """Every queued, running, completed or failed config and its output folder (None if it
+    was never readied), without reading any record."""
     links = ws.registered()
-    rows = []
     for state in LISTED:
         for path in ws.config_files(state):
-            rows.append(summarize(ws, path.stem, state, path, links.get(path.stem),
-                                  with_config=False))
-    return rows
+            yield state, path, links.get(path.stem)
+
+
+def all_experiments(ws: Workspace) -> list[dict[str, Any]]:
+    """Every experiment of the workspace that is queued, running, completed or failed."""
+    return [summarize(ws, path.stem, state, path, output_dir, with_config=False)
+            for state, path, output_dir in listed(ws)]
