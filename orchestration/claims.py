@@ -40,17 +40,18 @@ def owner_file(ws: Workspace, name: str) -> Path:
 
 def claim(ws: Workspace, path: Path, pid: int | None = None,
           lease: float = DEFAULT_LEASE_SECONDS) -> Path | None:
-    """Take the queued config ``path``; None when another worker got it first."""
+    """Take the queued config ``path``; None when another worker got it first.
+
+    Only a rename that succeeds wins. A failed one may be NFS reporting ENOENT for a retried
+    rename that did succeed, but it may just as well be another worker's win whose owner file
+    is not written yet: taking the claim then would run the experiment twice. So a failed
+    rename always loses; in the rare NFS case the config sits in ConfigsInProgress with no
+    owner file and ``requeue_dead`` queues it again after ``NO_OWNER_GRACE_SECONDS``."""
     dest = ws.folder(State.RUNNING) / path.name
     try:
         os.rename(path, dest)
     except FileNotFoundError:
-        if not dest.exists():
-            return None  # lost the race: normal
-        # NFS: a retried rename can report ENOENT after it succeeded; only trust it if no
-        # owner file appeared (another worker would have written one at once).
-        if owner_file(ws, path.stem).exists():
-            return None
+        return None  # lost the race: normal
     atomic_write_json(owner_file(ws, path.stem), {"host": HOST, "pid": pid or os.getpid(),
                                                    "started": time.time(), "lease": lease},
                       durable=False)

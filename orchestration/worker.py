@@ -13,11 +13,14 @@ import os
 import select
 import signal
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import claims
+from .exceptions import OrchestrationError
 from .fsutil import remove_stale_temp_files
 from .pipeline.execute import StepFailed, claim_for_run, note_requeued
 from .pipeline.isolation import die_with_parent
@@ -61,7 +64,10 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
         except (FileNotFoundError, ValueError, OSError):
             continue
         if record.get("state") == "completed":
-            claims.finish(ws, path, State.COMPLETED)
+            try:
+                claims.finish(ws, path, State.COMPLETED)
+            except FileNotFoundError:
+                continue  # another worker starting at the same time moved it
             done.append(f"{path.stem}: had completed; moved to {State.COMPLETED.value}")
     return done
 
@@ -86,6 +92,7 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
     """Body of a runner process: one ``luigi.build`` of one experiment."""
     import luigi
     from luigi.execution_summary import LuigiStatusCode
+    from luigi.rpc import RPCError
 
     from .pipeline import Experiment
 
@@ -96,8 +103,11 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
     kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
     experiment = Experiment(str(ws.root), name, claim=_claim_number(ws, name))
     while True:
-        result = luigi.build([experiment], detailed_summary=True,
-                             workers=1, log_level="WARNING", **kwargs)
+        try:
+            result = luigi.build([experiment], detailed_summary=True,
+                                 workers=1, log_level="WARNING", **kwargs)
+        except RPCError:  # luigid went away mid-run: Luigi raises this instead of reporting it
+            return EXIT_SCHEDULER_UNREACHABLE
         if result.status is not LuigiStatusCode.NOT_RUN:
             break
         # luigid held a step back (its resources are in use by another worker's step). A Luigi
@@ -108,6 +118,24 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
         return EXIT_SCHEDULER_UNREACHABLE
     return 0 if result.status in (LuigiStatusCode.SUCCESS,
                                   LuigiStatusCode.SUCCESS_WITH_RETRY) else 1
+
+
+def unreachable(url: str) -> str:
+    return f"cannot reach the Luigi scheduler at {url}; start it with `job-orchestration scheduler`"
+
+
+def check_scheduler(url: str, timeout: float = 10.0) -> None:
+    """Stop before claiming anything when luigid is not there. Luigi's client retries each
+    call for about a minute (``[core] rpc-retry-attempts`` x ``rpc-retry-wait``), which is
+    right for riding out a luigid restart mid-run, not for a scheduler that never started."""
+    if not url.startswith(("http://", "https://")):
+        return  # e.g. http+unix://: left to Luigi's client
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # something answered
+    except (OSError, ValueError) as exc:  # URLError is an OSError
+        raise OrchestrationError(f"{unreachable(url)} ({getattr(exc, 'reason', exc)})") from None
 
 
 def _hide_step_failures(record: logging.LogRecord) -> bool:
@@ -148,6 +176,8 @@ class Worker:
         self.stopping = True
 
     def run(self) -> WorkerReport:
+        if self.scheduler_url:
+            check_scheduler(self.scheduler_url)
         for msg in reconcile(self.ws, self.lease):
             self.on_event(msg)
         if not self.exit_when_empty:
@@ -206,25 +236,29 @@ class Worker:
             code = os.waitstatus_to_exitcode(status)
             interrupted = os.WIFSIGNALED(status) and os.WTERMSIG(status) in INTERRUPTS
             if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping or interrupted:
-                claims.release(self.ws, found[1])  # not the experiment's fault
-                note_requeued(self.ws, runner.name)
-                self.report.released.append(runner.name)
                 if code == EXIT_SCHEDULER_UNREACHABLE:
                     why = "the Luigi scheduler could not be reached"
                 elif self.stopping:
                     why = "the worker is stopping"
                 else:
                     why = f"its runner was stopped by {signal.Signals(-code).name}"
-                self.on_event(f"{runner.name}: put back in the queue: {why}")
+                self._give_back(runner.name, found[1], why)
                 if code == EXIT_SCHEDULER_UNREACHABLE and not self.stopping:
-                    self.report.errors.append(f"cannot reach the Luigi scheduler at "
-                                              f"{self.scheduler_url}; start it with "
-                                              "`job-orchestration scheduler`")
+                    self.report.errors.append(unreachable(self.scheduler_url))
                     self.stopping = True
                 return
             reason = (f"the run ended without finishing (runner exit status {code}); see "
                       f"the step logs in {self.ws.output_dir(runner.name) / 'logs'}")
-            claims.finish(self.ws, found[1], State.FAILED, reason)
+            try:
+                claims.finish(self.ws, found[1], State.FAILED, reason)
+            except OSError as exc:  # a full disk, say: the failure cannot be written down
+                self._give_back(runner.name, found[1], f"its failure could not be recorded "
+                                                       f"({exc})")
+                self.report.errors.append(f"cannot record the outcome of {runner.name}: {exc}; "
+                                          f"free space in {self.ws.root}, then run the worker "
+                                          "again")
+                self.stopping = True
+                return
             state = State.FAILED
         if state is State.COMPLETED:
             self.report.completed.append(runner.name)
@@ -234,6 +268,13 @@ class Worker:
             error = self.ws.error_file(runner.path)
             why = error.read_text().strip() if error.exists() else "failed"
             self.on_event(f"{runner.name}: FAILED after {seconds:.1f} s: {why}")
+
+    def _give_back(self, name: str, path: Path, why: str) -> None:
+        """Put a claim back in the queue: what stopped it was not the experiment's fault."""
+        claims.release(self.ws, path)
+        note_requeued(self.ws, name)
+        self.report.released.append(name)
+        self.on_event(f"{name}: put back in the queue: {why}")
 
     def _release_all(self) -> None:
         for runner in self.running.values():

@@ -6,6 +6,7 @@ import what they need inside ``run`` so that ``--help`` and quick commands start
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import traceback
@@ -17,6 +18,7 @@ from ..reporter import Reporter
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
             "rerun", "submit", "scheduler", "demo"]
 ALIASES = {"readyConfigs": "ready"}
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not a bug: no traceback
 
 
 def _module(name: str) -> ModuleType:
@@ -62,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.errno not in FULL_DISK:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        reporter.error(f"{exc}: free some space, then run the command again")
+        return 2
 
 
 if __name__ == "__main__":

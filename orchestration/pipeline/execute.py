@@ -18,7 +18,7 @@ from .. import claims
 from ..config.schema import ExperimentSpec, TaskSpec, spec_from_snapshot
 from ..config.tasks_module import TasksImportError, TasksLoader, task_classes
 from ..exceptions import OrchestrationError
-from ..fsutil import atomic_write_json, read_json
+from ..fsutil import atomic_write_json, read_json, remove_stale_temp_files
 from ..records import run_provenance, run_record
 from ..taskbase import prepare
 from ..workspace import State, Workspace
@@ -91,10 +91,14 @@ def claim_for_run(ws: Workspace, path: Path,
                   lease: float = claims.DEFAULT_LEASE_SECONDS) -> Path | None:
     """Claim a queued config and note the run in its record; None when another worker won.
 
-    Also where the code state is captured again, once per run (see run_provenance)."""
+    Also where the code state is captured again, once per run (see run_provenance), and
+    where temp files a killed run left in the output folder go: the claim means no other
+    run of the experiment is writing there."""
     claimed = claims.claim(ws, path, pid=_claim_holder(), lease=lease)
     if claimed is not None:
         output_dir = ws.output_dir(path.stem)
+        for folder in (output_dir, run_record.meta_dir(output_dir)):
+            remove_stale_temp_files(folder)
         note_drift = run_provenance.recheck(output_dir)
 
         def change(record: dict) -> None:
@@ -102,7 +106,11 @@ def claim_for_run(ws: Workspace, path: Path,
             record["attempts"].append({"host": claims.HOST, "pid": _claim_holder(),
                                        "started": time.time()})
             note_drift(record)
-        run_record.update(output_dir, change, durable=False)
+        try:
+            run_record.update(output_dir, change, durable=False)
+        except OSError:  # a full disk, say: queued is true, claimed by nobody is not
+            claims.release(ws, claimed)
+            raise
     return claimed
 
 
@@ -114,12 +122,13 @@ def note_requeued(ws: Workspace, name: str) -> None:
         for task in record["tasks"].values():
             if task.get("state") == "running":
                 task.update(state="pending", progress=None)
-        record["state"] = "queued"
+        if record.get("state") != "completed":  # killed before its final move: reconcile
+            record["state"] = "queued"          # moves it on by this state
 
     try:
         run_record.update(ws.output_dir(name), change, durable=False)
-    except (OrchestrationError, FileNotFoundError, ValueError):
-        pass  # never readied, or no record: nothing to correct
+    except (OrchestrationError, OSError, ValueError):
+        pass  # never readied, no record, or a full disk: nothing to correct
 
 
 def _stamp() -> str:
@@ -150,10 +159,15 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
         done = {"id": task.id, "method": task.method, "started": started, "ended": time.time(),
                 "seconds": outcome.seconds, "attempts": attempt, "host": socket.gethostname(),
                 "result": outcome.result}
-        atomic_write_json(marker, done)
-        run_record.update(plan.output_dir, lambda r: _task_done(r, done))
-        return done
-    reason = (f"step {task.id!r} ({task.method}) failed after {attempts} attempt(s): "
+        try:
+            atomic_write_json(marker, done)
+        except OSError as exc:  # a full disk, say: without its marker the step is not done
+            outcome = AttemptOutcome(False, outcome.seconds,
+                                     error=f"run() returned but its marker was not saved: {exc}")
+        else:
+            run_record.update(plan.output_dir, lambda r: _task_done(r, done))
+            return done
+    reason = (f"step {task.id!r} ({task.method}) failed after {attempt} attempt(s): "
               f"{outcome.error}\nlog: {log}\n")
     run_record.update(plan.output_dir, lambda r: _task_failed(r, task.id, outcome, reason))
     claims.finish(plan.ws, path, State.FAILED, reason)
