@@ -12,7 +12,7 @@ from ..reporter import Reporter, duration, render_table
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from rich.console import RenderableType
 
     from ..records.overview import Overview
 
@@ -55,12 +55,16 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                 time.sleep(WATCH_SECONDS)  # a redraw interval, not synchronisation
         except KeyboardInterrupt:
             pass
+    if not reporter.out.is_terminal:
+        reporter.line()  # into a pipe or file, rich's live view ends without a newline
     return 0
 
 
-def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "Table":
+def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType":
     """The status table (at most ``limit`` rows, the most pressing first), its caption the
     totals and the overall ETA."""
+    if not overview.experiments:
+        return "no experiments"
     now = time.time()
     shown = overview.experiments
     if limit is not None and len(shown) > limit:
@@ -77,8 +81,6 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "Table":
 
 
 def summary_line(overview: "Overview") -> str:
-    if not overview.experiments:
-        return "no experiments"
     counts = ", ".join(f"{n} {s}" for s, n in sorted(overview.totals.items()))
     if not overview.active:
         return counts

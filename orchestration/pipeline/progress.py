@@ -4,7 +4,9 @@ Luigi lets only a *running* task report progress, and while its steps run an Exp
 is merely pending. So the running Step also writes the experiment-level view ("2/3 steps,
 train 40%, ~1m20s left" and a percentage) onto its Experiment's task, through the scheduler
 connection Luigi gave the step; the visualiser then doubles as a dashboard. Updates are
-throttled (with luigid each one is an HTTP request) and never fail a step.
+throttled (with luigid each one is an HTTP request) and never fail a step. The estimate
+learns from the experiment's own record at first; only a step that runs for a while pays
+for reading other experiments' records (a trivial step would double its cost).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .execute import Plan
 
 LUIGI_INTERVAL = 1.0  # seconds between two updates sent to the scheduler
 HISTORY_RECORDS = 200  # recent run records an estimate learns from (status reads them all)
+HISTORY_AFTER_SECONDS = 5.0  # a step running this long learns from other experiments too
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class LuigiProgress:
         self.step, self.plan, self.experiment_id = step, plan, experiment_id
         self.scheduler = _scheduler_of(step)
         self.history: eta.History | None = None
+        self.started = time.monotonic()
         self.last = float("-inf")
 
     def __call__(self, fraction: float, message: str | None = None) -> None:
@@ -65,7 +69,7 @@ class LuigiProgress:
         step = record["tasks"].get(self.step.step)
         if step is not None and step.get("state") == "running" and fraction is not None:
             step["progress"] = {"fraction": fraction, "at": time.time()}
-        estimate = eta.estimate(record, self._history(), time.time(), live=True)
+        estimate = eta.estimate(record, self._history(record), time.time(), live=True)
         parts = [f"{estimate.done}/{estimate.total} steps"]
         state = (step or {}).get("state")
         if state == "failed":
@@ -77,11 +81,16 @@ class LuigiProgress:
             parts.append(f"~{duration(estimate.remaining)} left")
         return html.escape(", ".join(parts)), round(estimate.fraction * 100)
 
-    def _history(self) -> eta.History:
-        if self.history is None:  # learned once per step run: it changes between steps
-            self.history = eta.History()
-            for record in recent_records(self.plan.ws.registered().values(), HISTORY_RECORDS):
-                self.history.learn(record)
+    def _history(self, own: dict) -> eta.History:
+        if self.history is not None:
+            return self.history
+        if time.monotonic() - self.started < HISTORY_AFTER_SECONDS:
+            history = eta.History()  # this experiment's finished steps: free, and often enough
+            history.learn(own)
+            return history
+        self.history = eta.History()  # once per step run
+        for record in recent_records(self.plan.ws.registered().values(), HISTORY_RECORDS):
+            self.history.learn(record)
         return self.history
 
 
