@@ -3,7 +3,8 @@
 One Luigi graph per experiment keeps Luigi's scheduling cost flat (its cost grows with the
 graph's size, see LUIGI_NOTES). Each experiment runs in a forked *runner* process, so user
 code imported for one experiment never leaks into the next and a crash in it costs one
-experiment. Up to ``workers`` runners go at once. The worker process itself runs no user code;
+experiment. Luigi and our pipeline are imported here, before the fork, so a runner starts
+warm. Up to ``workers`` runners go at once. The worker process itself runs no user code;
 it claims, watches runners, beats the claims' heartbeats and does the final bookkeeping.
 """
 from __future__ import annotations
@@ -19,9 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import luigi
+from luigi.execution_summary import LuigiStatusCode
+from luigi.rpc import RPCError
+
 from . import claims
 from .exceptions import OrchestrationError
 from .fsutil import remove_stale_temp_files
+from .pipeline import Experiment
 from .pipeline.execute import StepFailed, claim_for_run, note_requeued
 from .pipeline.isolation import die_with_parent
 from .records import run_record
@@ -90,12 +96,6 @@ def _claim_number(ws: Workspace, name: str) -> str:
 
 def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
     """Body of a runner process: one ``luigi.build`` of one experiment."""
-    import luigi
-    from luigi.execution_summary import LuigiStatusCode
-    from luigi.rpc import RPCError
-
-    from .pipeline import Experiment
-
     die_with_parent()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
