@@ -31,6 +31,8 @@ from .pipeline import Experiment
 from .pipeline.execute import StepFailed, claim_for_run, note_requeued
 from .pipeline.isolation import die_with_parent
 from .records import run_record
+from .records.provenance import ProvenanceCache
+from .records.run_provenance import RECHECK_SECONDS
 from .workspace import State, Workspace
 
 POLL_SECONDS = 2.0
@@ -171,6 +173,8 @@ class Worker:
         self.report = WorkerReport()
         self.running: dict[int, _Runner] = {}
         self.stopping = False
+        self.provenance = ProvenanceCache(max_age=RECHECK_SECONDS)
+        self.candidates: list[Path] = []  # the queue as last listed, claimed front to back
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -211,10 +215,16 @@ class Worker:
             self.on_event(f"{claimed.stem}: started")
 
     def _claim_next(self) -> Path | None:
-        for path in self.ws.config_files(State.QUEUED):
-            claimed = claim_for_run(self.ws, path, self.lease)
-            if claimed is not None:
-                return claimed
+        """Claim the next queued config. The queue folder is listed again only when the
+        last listing is used up: listing it for every claim made a long queue quadratic."""
+        for fresh in (False, True):
+            if fresh or not self.candidates:
+                self.candidates = self.ws.config_files(State.QUEUED)[::-1]
+            while self.candidates:
+                claimed = claim_for_run(self.ws, self.candidates.pop(), self.lease,
+                                        self.provenance)
+                if claimed is not None:
+                    return claimed
         return None
 
     def _wait(self) -> None:

@@ -6,13 +6,14 @@ Kept out of the Luigi task classes so the same code serves our worker and a plai
 from __future__ import annotations
 
 import datetime
+import json
 import multiprocessing
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import claims
 from ..config.schema import ExperimentSpec, TaskSpec, spec_from_snapshot
@@ -20,6 +21,7 @@ from ..config.tasks_module import TasksImportError, TasksLoader, task_classes
 from ..exceptions import OrchestrationError
 from ..fsutil import atomic_write_json, read_json, remove_stale_temp_files
 from ..records import run_provenance, run_record
+from ..records.provenance import ProvenanceCache
 from ..taskbase import prepare
 from ..workspace import State, Workspace
 from .isolation import AttemptOutcome, ProgressFn, run_attempt
@@ -52,7 +54,7 @@ class Plan:
         return cls(ws, name, output_dir, spec_from_snapshot(record["config"]))
 
     def marker(self, task_id: str) -> Path:
-        return run_record.meta_dir(self.output_dir) / f"{task_id}.done.json"
+        return run_record.marker_path(self.output_dir, task_id)
 
 
 def ensure_claimed(ws: Workspace, name: str) -> Path:
@@ -87,8 +89,8 @@ def _claim_holder() -> int:
     return parent.pid if parent is not None else os.getpid()
 
 
-def claim_for_run(ws: Workspace, path: Path,
-                  lease: float = claims.DEFAULT_LEASE_SECONDS) -> Path | None:
+def claim_for_run(ws: Workspace, path: Path, lease: float = claims.DEFAULT_LEASE_SECONDS,
+                  provenance: ProvenanceCache | None = None) -> Path | None:
     """Claim a queued config and note the run in its record; None when another worker won.
 
     Also where the code state is captured again, once per run (see run_provenance), and
@@ -99,7 +101,9 @@ def claim_for_run(ws: Workspace, path: Path,
         output_dir = ws.output_dir(path.stem)
         for folder in (output_dir, run_record.meta_dir(output_dir)):
             remove_stale_temp_files(folder)
-        note_drift = run_provenance.recheck(output_dir)
+        for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
+            stale.unlink(missing_ok=True)  # a killed run's: its steps start again
+        note_drift = run_provenance.recheck(output_dir, provenance)
 
         def change(record: dict) -> None:
             record["state"] = "running"
@@ -119,6 +123,7 @@ def note_requeued(ws: Workspace, name: str) -> None:
     restarts from scratch under the next claim), so ``show`` and ``status`` do not report a
     step running that nothing runs."""
     def change(record: dict) -> None:
+        run_record.sync_markers(output_dir, record)
         for task in record["tasks"].values():
             if task.get("state") == "running":
                 task.update(state="pending", progress=None)
@@ -126,7 +131,8 @@ def note_requeued(ws: Workspace, name: str) -> None:
             record["state"] = "queued"          # moves it on by this state
 
     try:
-        run_record.update(ws.output_dir(name), change, durable=False)
+        output_dir = ws.output_dir(name)
+        run_record.update(output_dir, change, durable=False)
     except (OrchestrationError, OSError, ValueError):
         pass  # never readied, no record, or a full disk: nothing to correct
 
@@ -144,38 +150,45 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
         return read_json(marker)
     log = run_record.log_path(plan.output_dir, task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    progress = _ProgressSink(plan.output_dir, task.id, on_progress)
-    started = time.time()
+    live = _LiveStep(plan.output_dir, task.id, on_progress)
     outcome = AttemptOutcome(False, 0.0, error="not run")
     attempts = task.retries + 1
     for attempt in range(1, attempts + 1):
-        _begin_attempt(plan.output_dir, task.id, attempt, attempts, log)
-        outcome = _attempt(plan, task, loader, log, progress)
+        with open(log, "a") as fh:
+            fh.write(f"=== {_stamp()} attempt {attempt} of {attempts} on "
+                     f"{socket.gethostname()} (pid {os.getpid()})\n")
+        live.begin(attempt)
+        outcome = _attempt(plan, task, loader, log, live)
         if outcome.ok:
             break
         with open(log, "a") as fh:
             fh.write(f"=== attempt {attempt} of {attempts} failed: {outcome.error}\n")
     if outcome.ok:
-        done = {"id": task.id, "method": task.method, "started": started, "ended": time.time(),
-                "seconds": outcome.seconds, "attempts": attempt, "host": socket.gethostname(),
-                "result": outcome.result}
+        done = {"id": task.id, "method": task.method, "started": live.started,
+                "ended": time.time(), "seconds": outcome.seconds, "attempts": attempt,
+                "host": socket.gethostname(), "result": outcome.result}
         try:
             atomic_write_json(marker, done)
         except OSError as exc:  # a full disk, say: without its marker the step is not done
             outcome = AttemptOutcome(False, outcome.seconds,
                                      error=f"run() returned but its marker was not saved: {exc}")
         else:
-            run_record.update(plan.output_dir, lambda r: _task_done(r, done))
+            live.end()
             return done
     reason = (f"step {task.id!r} ({task.method}) failed after {attempt} attempt(s): "
               f"{outcome.error}\nlog: {log}\n")
-    run_record.update(plan.output_dir, lambda r: _task_failed(r, task.id, outcome, reason))
-    claims.finish(plan.ws, path, State.FAILED, reason)
+    try:
+        run_record.update(plan.output_dir,
+                          lambda r: _task_failed(plan, r, task.id, attempt, outcome, reason))
+        live.end()
+        claims.finish(plan.ws, path, State.FAILED, reason)
+    except OSError as exc:  # a full disk, say: the worker decides what to do with the claim
+        raise StepFailed(f"{reason.strip()}\nthe failure could not be recorded: {exc}") from None
     raise StepFailed(reason.strip())
 
 
 def _attempt(plan: Plan, task: TaskSpec, loader: TasksLoader, log: Path,
-             progress: "_ProgressSink") -> AttemptOutcome:
+             progress: "_LiveStep") -> AttemptOutcome:
     try:
         cls = task_classes(loader.load(Path(plan.spec.path_to_tasks)))[task.method]
     except (TasksImportError, KeyError) as exc:
@@ -193,32 +206,10 @@ def _attempt(plan: Plan, task: TaskSpec, loader: TasksLoader, log: Path,
     return run_attempt(target, log, task.timeout, progress)
 
 
-def _begin_attempt(output_dir: Path, task_id: str, attempt: int, attempts: int,
-                   log: Path) -> None:
-    with open(log, "a") as fh:
-        fh.write(f"=== {_stamp()} attempt {attempt} of {attempts} on "
-                 f"{socket.gethostname()} (pid {os.getpid()})\n")
-
-    def change(record: dict) -> None:
-        entry = record["tasks"][task_id]
-        entry.update(state="running", attempts=entry.get("attempts", 0) + 1)
-        entry.setdefault("started", time.time())
-        entry["attempt_started"] = time.time()
-        record["state"] = "running"
-
-    run_record.update(output_dir, change, durable=False)
-
-
-def _task_done(record: dict, done: dict) -> None:
-    entry = record["tasks"][done["id"]]
-    entry.update(state="done", seconds=done["seconds"], started=done["started"],
-                 ended=done["ended"], result=done["result"], host=done["host"])
-    entry.pop("error", None)
-    entry.pop("progress", None)
-
-
-def _task_failed(record: dict, task_id: str, outcome: AttemptOutcome, reason: str) -> None:
-    record["tasks"][task_id].update(state="failed", error=outcome.error,
+def _task_failed(plan: Plan, record: dict, task_id: str, attempts: int,
+                 outcome: AttemptOutcome, reason: str) -> None:
+    run_record.sync_markers(plan.output_dir, record)
+    record["tasks"][task_id].update(state="failed", error=outcome.error, attempts=attempts,
                                     seconds=outcome.seconds, ended=time.time())
     record.update(state="failed", error=reason.strip(), ended=time.time())
 
@@ -228,11 +219,8 @@ def finalize(plan: Plan) -> None:
     state, path = plan.ws.locate(plan.name)
     if state is State.COMPLETED:
         return
-    markers = {t.id: read_json(plan.marker(t.id)) for t in plan.spec.tasks}
-
     def change(record: dict) -> None:
-        for done in markers.values():
-            _task_done(record, done)
+        run_record.sync_markers(plan.output_dir, record)
         record.update(state="completed", ended=time.time())
         record.pop("error", None)
 
@@ -240,13 +228,24 @@ def finalize(plan: Plan) -> None:
     claims.finish(plan.ws, path, State.COMPLETED)
 
 
-class _ProgressSink:
-    """Forwards a step's progress to Luigi at once and to the run record at most once a
-    second (the record is a file; progress can arrive thousands of times)."""
+class _LiveStep:
+    """A running step's side file (attempt, start, progress) and its forwarding to Luigi.
+
+    Progress goes to Luigi at once and to the file at most once a second: progress can
+    arrive thousands of times, and the file is only for ``status`` and ``show``. It is
+    written in place, not atomically: a reader that catches it half-written skips it."""
 
     def __init__(self, output_dir: Path, task_id: str, forward: ProgressFn | None) -> None:
-        self.output_dir, self.task_id, self.forward = output_dir, task_id, forward
+        self.path = run_record.running_path(output_dir, task_id)
+        self.forward = forward
+        self.started = time.time()
+        self.info: dict[str, Any] = {}
         self.last = 0.0
+
+    def begin(self, attempt: int) -> None:
+        self.info = {"attempts": attempt, "started": self.started,
+                     "attempt_started": time.time(), "host": claims.HOST, "pid": os.getpid()}
+        self._write()
 
     def __call__(self, fraction: float, message: str | None = None) -> None:
         if self.forward is not None:
@@ -254,10 +253,15 @@ class _ProgressSink:
         now = time.monotonic()
         if now - self.last >= PROGRESS_RECORD_INTERVAL:
             self.last = now
-            run_record.update(self.output_dir, self._write(fraction, message), durable=False)
+            self.info["progress"] = {"fraction": fraction, "message": message,
+                                     "at": time.time()}
+            self._write()
 
-    def _write(self, fraction: float, message: str | None) -> Callable[[dict], None]:
-        def change(record: dict) -> None:
-            record["tasks"][self.task_id]["progress"] = {"fraction": fraction,
-                                                         "message": message, "at": time.time()}
-        return change
+    def _write(self) -> None:
+        try:
+            self.path.write_text(json.dumps(self.info))
+        except OSError:  # only status reads it: a full disk must not fail the step for it
+            pass
+
+    def end(self) -> None:
+        self.path.unlink(missing_ok=True)

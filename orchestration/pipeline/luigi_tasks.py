@@ -9,7 +9,7 @@ RUNNING in luigid is a different Luigi task from the same step run again.
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import lru_cache
 
 import luigi
 from luigi.parameter import ParameterVisibility
@@ -28,6 +28,13 @@ def _workspace(value: str) -> Workspace:
     return Workspace.from_setting(value or os.environ.get(ENV_VAR))
 
 
+@lru_cache(maxsize=256)
+def _plan(workspace: str, name: str, claim: str) -> Plan:
+    """The snapshot of one run of an experiment, read once for all its tasks (it cannot
+    change during a run: ``claim`` numbers the runs)."""
+    return Plan.load(_workspace(workspace), name)
+
+
 class MarkerTarget(luigi.LocalTarget):
     """A step's marker file; it appears (atomically) only after the step's run() returned."""
 
@@ -43,9 +50,9 @@ class Step(luigi.Task):
     experiment = luigi.Parameter(default="", significant=False,
                                  visibility=ParameterVisibility.HIDDEN)
 
-    @cached_property
+    @property
     def plan(self) -> Plan:
-        return Plan.load(_workspace(self.workspace), self.name)
+        return _plan(self.workspace, self.name, self.claim)
 
     @property
     def spec(self):  # noqa: ANN201 - a TaskSpec
@@ -78,9 +85,9 @@ class Experiment(luigi.Task):
     name = luigi.Parameter()
     claim = luigi.Parameter(default="")
 
-    @cached_property
+    @property
     def plan(self) -> Plan:
-        return Plan.load(_workspace(self.workspace), self.name)
+        return _plan(self.workspace, self.name, self.claim)
 
     def requires(self) -> list[Step]:
         ws = str(self.plan.ws.root)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from luigi.rpc import RemoteScheduler
+
 from .. import eta
 from ..records import run_record
 from ..reporter import duration
@@ -48,8 +50,8 @@ class LuigiProgress:
     def update(self, fraction: float | None = None, message: str | None = None) -> None:
         """Send the step's and the experiment's progress now (at a step's start and end,
         and from ``__call__``)."""
-        if self.step.set_status_message is None:  # not inside a Luigi worker
-            return
+        if not isinstance(self.scheduler, RemoteScheduler):
+            return  # outside a Luigi worker, or a local scheduler: no visualiser to show it
         try:
             if fraction is not None:
                 self.last = time.monotonic()

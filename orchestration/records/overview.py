@@ -7,7 +7,6 @@ the history the estimates learn from, and the estimates (10,000 experiments in a
 from __future__ import annotations
 
 import gc
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 from .. import claims, eta
 from ..workspace import State, Workspace
-from .run_record import RECORD_NAME
+from . import run_record
 from .summary import listed, summarize
 
 
@@ -41,8 +40,7 @@ def _read_record(output_dir: Path | None) -> dict | None:
     if output_dir is None:
         return None
     try:
-        with open(f"{output_dir}/{RECORD_NAME}", "rb") as fh:
-            return json.loads(fh.read())
+        return run_record.load(output_dir)
     except (OSError, ValueError):
         return None
 

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -40,10 +41,15 @@ _MARKER = "orchestration-materialized"
 
 
 class ProvenanceCache:
-    """Captures each repository once: a thousand configs from one repo cost one set of git calls."""
+    """Captures each repository once: a thousand configs from one repo cost one set of git calls.
 
-    def __init__(self) -> None:
-        self._by_root: dict[str, dict[str, Any]] = {}
+    With ``max_age`` a capture is reused for that many seconds only: a long-lived worker
+    checks the code again at each claim, but a burst of short experiments shares one check.
+    """
+
+    def __init__(self, max_age: float | None = None) -> None:
+        self._by_root: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.max_age = max_age
 
     def capture(self, path: str | Path) -> dict[str, Any]:
         """The code state of the folder ``path`` as JSON-ready data; never raises for git trouble.
@@ -70,9 +76,11 @@ class ProvenanceCache:
                 return _unavailable(f"{folder} belongs to a bare git repository, so this run "
                                     "has no code provenance.")
             root = str(Path(repo.working_tree_dir).resolve())
-            if root not in self._by_root:
-                self._by_root[root] = _capture_repo(repo, root)
-        base = self._by_root[root]
+            taken, base = self._by_root.get(root, (float("-inf"), {}))
+            if not base or (self.max_age is not None
+                            and time.monotonic() - taken > self.max_age):
+                base = _capture_repo(repo, root)
+                self._by_root[root] = (time.monotonic(), base)
         if not base["available"]:
             return base
         return {**base, "tasks_subdir": folder.relative_to(root).as_posix()}

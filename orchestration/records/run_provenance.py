@@ -14,6 +14,8 @@ from typing import Any, Callable
 from . import run_record
 from .provenance import ProvenanceCache
 
+RECHECK_SECONDS = 5.0
+
 # What decides the code that runs; remotes or the branch name do not.
 _COMPARED = ("available", "commit", "dirty", "patch", "untracked")
 
@@ -42,13 +44,17 @@ def drift(ready: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
-def recheck(output_dir: Path) -> Callable[[dict[str, Any]], None]:
+def recheck(output_dir: Path, cache: ProvenanceCache | None = None
+            ) -> Callable[[dict[str, Any]], None]:
     """Capture the code state now; returns a record change noting any drift from ``ready``.
 
-    The git calls happen here, outside the record's lock; the change itself is cheap.
+    The git calls happen here, outside the record's lock; the change itself is cheap. A
+    worker passes its own ``cache`` with a short ``max_age`` (RECHECK_SECONDS): a burst of
+    claims of short experiments then shares one capture, at the price of not noticing a
+    code change made in the last few seconds before a claim.
     """
     record = run_record.load(output_dir)
-    now = ProvenanceCache().capture(record["config"]["pathToTasks"])
+    now = (cache or ProvenanceCache()).capture(record["config"]["pathToTasks"])
     changes = drift(record.get("provenance") or {}, now)
 
     def change(rec: dict[str, Any]) -> None:

@@ -64,8 +64,57 @@ def new_record(name: str, spec: ExperimentSpec, output_dir: Path, source_bytes: 
     }
 
 
+def marker_path(output_dir: Path, task_id: str) -> Path:
+    """A step's marker: written atomically, and only, after its ``run()`` returned."""
+    return meta_dir(output_dir) / f"{task_id}.done.json"
+
+
+def running_path(output_dir: Path, task_id: str) -> Path:
+    """A running step's attempt and progress: small, rewritten often, never fsynced."""
+    return meta_dir(output_dir) / f"{task_id}.running.json"
+
+
+def apply_done(record: dict[str, Any], done: dict[str, Any]) -> None:
+    """Copy a step's marker into the record."""
+    entry = record["tasks"][done["id"]]
+    entry.update(state="done", seconds=done["seconds"], started=done["started"],
+                 ended=done["ended"], result=done["result"], host=done["host"],
+                 attempts=done.get("attempts", entry.get("attempts", 0)))
+    for key in ("error", "progress", "attempt_started"):
+        entry.pop(key, None)
+
+
+def sync_markers(output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Bring the record up to date with the markers of the steps that finished."""
+    for task_id, entry in record.get("tasks", {}).items():
+        if entry.get("state") != "done":
+            try:
+                apply_done(record, read_json(marker_path(output_dir, task_id)))
+            except (OSError, ValueError):
+                continue
+    return record
+
+
+def overlay_steps(output_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Lay the steps' side files over the record of a running experiment.
+
+    While an experiment runs, its steps report to their marker and running files rather
+    than rewriting the whole record for every step (that cost more than the step itself for
+    short steps); the record catches up when the run ends. Readers see both through here.
+    """
+    for task_id, entry in sync_markers(output_dir, record).get("tasks", {}).items():
+        if entry.get("state") != "done":
+            try:
+                entry.update(read_json(running_path(output_dir, task_id)), state="running")
+            except (OSError, ValueError):
+                continue
+    return record
+
+
 def load(output_dir: Path) -> dict[str, Any]:
-    return read_json(record_path(output_dir))
+    """The record as readers should see it (a running experiment's steps laid over it)."""
+    record = read_json(record_path(output_dir))
+    return overlay_steps(output_dir, record) if record.get("state") == "running" else record
 
 
 def load_named(ws: Workspace, name: str) -> dict[str, Any]:
@@ -102,7 +151,7 @@ def update(output_dir: Path, change: Callable[[dict[str, Any]], None],
     ``durable=False`` skips the fsyncs for frequent, reconstructible updates (progress).
     """
     with _locked(output_dir):
-        record = load(output_dir)
+        record = read_json(record_path(output_dir))
         change(record)
         atomic_write_json(record_path(output_dir), record, durable=durable)
     return record

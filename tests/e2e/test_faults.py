@@ -258,12 +258,15 @@ def test_a_step_that_fills_the_disk_never_completes_its_experiment(small_disk, t
     assert "full: put back in the queue: its failure could not be recorded" in first.stdout
     assert "error: cannot record the outcome of full: [Errno 28] No space left on device; " \
            f"free space in {ws}" in first.stderr
-    again = work(ws)  # the disk is still full: now the claim cannot be recorded
+    again = work(ws)  # the disk is still full: the claim or the outcome cannot be recorded
     assert again.returncode == 2
-    assert "No space left on device" in again.stderr and "free some space" in again.stderr
+    assert "No space left on device" in again.stderr
+    assert "free some space" in again.stderr or f"free space in {ws}" in again.stderr
     assert "Traceback" not in again.stderr
     assert state_of(ws, "full") == state_of(ws, "later") == "ConfigsToRun"
-    assert ran(ledger, "full") == ["s0", "s1"] and ran(ledger, "later") == []
+    # s1 may have run again in the second run (at least once): s2 never ran
+    full = ran(ledger, "full")
+    assert full[:2] == ["s0", "s1"] and set(full[2:]) <= {"s1"} and ran(ledger, "later") == []
     assert leftovers(ws) == []
 
 
