@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import atomic_write_json, pid_alive
+from .fsutil import HOST, atomic_write_json, pid_alive
 from .workspace import State, Workspace
 
 DEFAULT_LEASE_SECONDS = 300.0
 NO_OWNER_GRACE_SECONDS = 30.0  # a claim is renamed a moment before its owner file is written
-HOST = socket.gethostname()
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 TMP_MARK = ".tmp-orch-"
+HOST = socket.gethostname()
+FOREIGN_TEMP_SECONDS = 3600.0  # one write takes far less; older is a crash's leftover
 
 
 def fsync_dir(folder: Path) -> None:
@@ -22,9 +26,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def temp_path(path: Path) -> Path:
+    """Where to write ``path`` before renaming it into place: named by host and pid, so a
+    cleanup on any machine of a shared workspace can tell a live writer's file."""
+    return path.with_name(f"{TMP_MARK}{os.getpid()}@{HOST}~{path.name}")
+
+
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; ``durable`` adds the fsyncs."""
-    tmp = path.with_name(f"{TMP_MARK}{os.getpid()}-{path.name}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -61,9 +71,8 @@ def remove_stale_temp_files(folder: Path) -> int:
         return 0
     for entry in entries:
         if entry.name.startswith(TMP_MARK):
-            owner = entry.name[len(TMP_MARK):].split("-", 1)[0]
-            if owner.isdigit() and pid_alive(int(owner)):
-                continue  # a live writer on this host is still using it
+            if _writer_may_be_alive(entry):
+                continue
         elif "-luigi-tmp-" not in entry.name:
             continue
         try:
@@ -72,6 +81,18 @@ def remove_stale_temp_files(folder: Path) -> int:
         except FileNotFoundError:
             pass
     return count
+
+
+def _writer_may_be_alive(entry: os.DirEntry) -> bool:
+    rest = entry.name[len(TMP_MARK):]
+    owner = rest.split("~", 1)[0] if "~" in rest else rest.split("-", 1)[0]
+    pid, _, host = owner.partition("@")
+    if host and host != HOST:  # another machine's pid means nothing here: go by age
+        try:
+            return time.time() - entry.stat().st_mtime < FOREIGN_TEMP_SECONDS
+        except FileNotFoundError:
+            return False
+    return pid.isdigit() and pid_alive(int(pid))
 
 
 def pid_alive(pid: int) -> bool:

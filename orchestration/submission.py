@@ -30,7 +30,7 @@ from .config.loader import load_config, parse_yaml, resolve, to_omegaconf
 from .config.schema import check
 from .config.validate import tasks_folder
 from .exceptions import ConfigError, UsageError, WorkspaceError
-from .fsutil import TMP_MARK, fsync_dir
+from .fsutil import fsync_dir, temp_path
 from .ready import Outcome, ready_files, ready_lock
 from .records import run_record
 from .workspace import State, Workspace
@@ -184,7 +184,7 @@ def _text(plan: _Planned, base: Path) -> bytes:
 
 def _create(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all, never over an existing file."""
-    tmp = path.with_name(f"{TMP_MARK}{os.getpid()}-{path.name}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

@@ -42,6 +42,7 @@ class LuigiProgress:
         self.history: eta.History | None = None
         self.started = time.monotonic()
         self.last = float("-inf")
+        self.broken = False
 
     def __call__(self, fraction: float, message: str | None = None) -> None:
         if time.monotonic() - self.last >= LUIGI_INTERVAL:
@@ -50,7 +51,7 @@ class LuigiProgress:
     def update(self, fraction: float | None = None, message: str | None = None) -> None:
         """Send the step's and the experiment's progress now (at a step's start and end,
         and from ``__call__``)."""
-        if not isinstance(self.scheduler, RemoteScheduler):
+        if not isinstance(self.scheduler, RemoteScheduler) or self.broken:
             return  # outside a Luigi worker, or a local scheduler: no visualiser to show it
         try:
             if fraction is not None:
@@ -62,6 +63,9 @@ class LuigiProgress:
                 self.scheduler.set_task_status_message(self.experiment_id, text)
                 self.scheduler.set_task_progress_percentage(self.experiment_id, percent)
         except Exception:  # noqa: BLE001 - a dashboard update must never fail a step
+            # nor stall it: with luigid gone each call retries for a minute, and the step's
+            # watcher (timeout, output) waits meanwhile; so give up on the dashboard
+            self.broken = True
             _log.debug("progress update failed", exc_info=True)
 
     def experiment_view(self, fraction: float | None) -> tuple[str, int]:

@@ -132,7 +132,7 @@ def test_a_kill_while_a_marker_or_the_record_is_written_loses_nothing(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert state_of(ws, "torn") == "ConfigsInProgress"
     name = target.split(":")[0]
-    temp = list((ws / "Output" / "torn" / folder).glob(f"{TMP_MARK}*-{name}"))
+    temp = list((ws / "Output" / "torn" / folder).glob(f"{TMP_MARK}*{name}"))
     assert len(temp) == 1, "the kill did not land between the write and the rename"
     assert marker(ws, "torn", "s0").exists() == (name == "run.json")  # never half a marker
 
