@@ -27,6 +27,7 @@ from .records.provenance import ProvenanceCache, compare_remote
 from .workspace import State, Workspace
 
 HALF_WRITTEN_SECONDS = 2.0
+IMPORT_PROBE_SECONDS = 300.0  # a Tasks.py whose import takes longer is taken to hang
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ReadyContext:
 
     ws: Workspace
     base: Path
-    loader: TasksLoader = field(default_factory=TasksLoader)
+    loader: TasksLoader = field(default_factory=lambda: TasksLoader(IMPORT_PROBE_SECONDS))
     provenance: ProvenanceCache = field(default_factory=ProvenanceCache)
     in_use: OutputIndex = field(default_factory=OutputIndex)  # a plain dict is indexed
     whole: bool = False  # the files were written atomically (submit): none is half-written

@@ -161,3 +161,11 @@ def test_timestamps_resolve_once(tmp_path: Path) -> None:
 
 def test_parse_yaml_keeps_interpolations_for_later(tmp_path: Path) -> None:
     assert parse_yaml(write(tmp_path, "lr: 1\nout: x-${lr}\n")) == {"lr": 1, "out": "x-${lr}"}
+
+
+def test_an_import_that_never_ends_is_stopped_by_the_probe(tmp_path: Path) -> None:
+    from orchestration.config.tasks_module import TasksImportError, TasksLoader
+
+    (tmp_path / "Tasks.py").write_text("while True:\n    pass\n")
+    with pytest.raises(TasksImportError, match=r"did not finish \(timed out after 1 s"):
+        TasksLoader(probe_timeout=1).load(tmp_path)

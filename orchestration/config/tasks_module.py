@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -29,10 +30,16 @@ def _describe_import_failure(path: Path, exc: BaseException) -> str:
 
 
 class TasksLoader:
-    """Imports Tasks.py files, once per folder and file version."""
+    """Imports Tasks.py files, once per folder and file version.
 
-    def __init__(self) -> None:
+    With ``probe_timeout`` (``ready`` sets it) each file is first imported in a throwaway
+    child process: an import that kills its process (``os._exit``, a segfault) or never ends
+    then rejects the configs that use it instead of taking ``ready`` down with it.
+    """
+
+    def __init__(self, probe_timeout: float | None = None) -> None:
         self._cache: dict[tuple[str, int, int], ModuleType] = {}
+        self.probe_timeout = probe_timeout
 
     def load(self, folder: Path) -> ModuleType:
         path = folder / "Tasks.py"
@@ -43,6 +50,8 @@ class TasksLoader:
                                    "holding Tasks.py") from None
         key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
         if key not in self._cache:
+            if self.probe_timeout is not None:
+                _probe(path, key[0], self.probe_timeout)
             self._cache[key] = self._import(path, key[0])
         return self._cache[key]
 
@@ -67,6 +76,31 @@ class TasksLoader:
         finally:
             sys.dont_write_bytecode = saved
         return module
+
+
+def _probe(path: Path, real: str, timeout: float) -> None:
+    """Import ``path`` in a child process; raise if that kills or hangs the child. A Python
+    exception is left to the real import, whose message names the line."""
+    from ..pipeline.isolation import run_attempt
+
+    with tempfile.TemporaryDirectory(prefix="orchestration-probe-") as tmp:
+        log = Path(tmp) / "import.log"
+
+        def target(_progress: object) -> None:
+            try:
+                TasksLoader._import(path, real)
+            except TasksImportError:
+                pass
+
+        outcome = run_attempt(target, log, timeout, lambda fraction, message: None)
+        if outcome.ok:
+            return
+        printed = log.read_text(errors="replace").strip().splitlines()[-3:]
+        why = (outcome.error or "").replace(" before run() returned", "")
+        raise TasksImportError(f"importing {path} did not finish ({why}); ready imports it in "
+                               "a separate process first, so only the configs using it are "
+                               "rejected" + (f"; its last output: {' | '.join(printed)}"
+                                             if printed else ""))
 
 
 def task_classes(module: ModuleType) -> dict[str, type[TaskBase]]:

@@ -9,7 +9,6 @@ import datetime
 import json
 import multiprocessing
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +155,7 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
     for attempt in range(1, attempts + 1):
         with open(log, "a") as fh:
             fh.write(f"=== {_stamp()} attempt {attempt} of {attempts} on "
-                     f"{socket.gethostname()} (pid {os.getpid()})\n")
+                     f"{claims.HOST} (pid {os.getpid()})\n")
         live.begin(attempt)
         outcome = _attempt(plan, task, loader, log, live)
         if outcome.ok:
@@ -166,7 +165,7 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
     if outcome.ok:
         done = {"id": task.id, "method": task.method, "started": live.started,
                 "ended": time.time(), "seconds": outcome.seconds, "attempts": attempt,
-                "host": socket.gethostname(), "result": outcome.result}
+                "host": claims.HOST, "result": outcome.result}
         try:
             atomic_write_json(marker, done)
         except OSError as exc:  # a full disk, say: without its marker the step is not done
@@ -179,7 +178,8 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
               f"{outcome.error}\nlog: {log}\n")
     try:
         run_record.update(plan.output_dir,
-                          lambda r: _task_failed(plan, r, task.id, attempt, outcome, reason))
+                          lambda r: _task_failed(plan.output_dir, r, task.id, attempt, outcome,
+                                                 reason))
         live.end()
         claims.finish(plan.ws, path, State.FAILED, reason)
     except OSError as exc:  # a full disk, say: the worker decides what to do with the claim
@@ -206,9 +206,9 @@ def _attempt(plan: Plan, task: TaskSpec, loader: TasksLoader, log: Path,
     return run_attempt(target, log, task.timeout, progress)
 
 
-def _task_failed(plan: Plan, record: dict, task_id: str, attempts: int,
+def _task_failed(output_dir: Path, record: dict, task_id: str, attempts: int,
                  outcome: AttemptOutcome, reason: str) -> None:
-    run_record.sync_markers(plan.output_dir, record)
+    run_record.sync_markers(output_dir, record)
     record["tasks"][task_id].update(state="failed", error=outcome.error, attempts=attempts,
                                     seconds=outcome.seconds, ended=time.time())
     record.update(state="failed", error=reason.strip(), ended=time.time())

@@ -108,11 +108,11 @@ def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
-        return f"the step process was killed by {name}"
+        return f"the process was killed by {name}"
     code = os.waitstatus_to_exitcode(status)
     if code == 0:
-        return "the step process exited with code 0 before run() returned (os._exit?)"
-    return f"the step process exited with code {code} before run() returned"
+        return "the process exited with code 0 before run() returned (os._exit?)"
+    return f"the process exited with code {code} before run() returned"
 
 
 def _kill_group(pid: int, sig: int) -> None:

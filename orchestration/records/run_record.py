@@ -2,8 +2,10 @@
 
 It holds the snapshot that runs (resolved config and its hash), the code state, and every
 step's state, times, attempts, return value and log path. ``status``, ``show``, ``results``
-and ``diff`` read only this file. Writers are the processes running steps of the same
-experiment, so updates are read-modify-write under an ``flock`` and land atomically.
+and ``diff`` read it through ``load``. It is rewritten at the few moments an experiment
+changes state (ready, claim, failure, completion), read-modify-write under an ``flock`` and
+atomically; in between, steps report to small side files in ``.orchestration/`` (a marker
+when done, a running file while running) that ``load`` lays over a running record.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..fsutil import atomic_write_json, read_json
 from ..workspace import Workspace
 
 RECORD_NAME = "run.json"
-META_DIR = ".orchestration"  # markers and the lock, out of the user's way
+META_DIR = ".orchestration"  # markers, running files and the lock, out of the user's way
 FORMAT = 1
 
 

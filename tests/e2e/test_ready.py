@@ -378,3 +378,22 @@ def test_without_a_workspace_every_command_says_how_to_set_one(
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "--workspace" in lines[0] and "JOB_ORCHESTRATION_WORKSPACE" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("body, why", [
+    ("import os\nprint('leaving')\nos._exit(0)\n", "exited with code 0"),
+    ("import ctypes\nctypes.string_at(0)\n", "killed by SIGSEGV"),
+], ids=["os._exit", "segfault"])
+def test_a_tasks_py_that_kills_its_importer_rejects_only_its_configs(
+        ws: Path, tasks_dir: Path, tmp_path: Path, body: str, why: str) -> None:
+    deadly = tmp_path / "deadly"
+    deadly.mkdir()
+    (deadly / "Tasks.py").write_text(body)
+    write_config(ws, "bad", make_config(deadly, "bad", [{"id": "t", "method": "Ledger"}]))
+    write_config(ws, "good", make_config(tasks_dir, "good", [{"id": "t", "method": "Ledger"}]))
+    result = run_cli("ready", ws=ws)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert state_of(ws, "good") == "ConfigsToRun" and state_of(ws, "bad") == "ConfigsFailed"
+    error = (ws / "ConfigsFailed" / "bad.error.txt").read_text()
+    assert f"importing {deadly / 'Tasks.py'} did not finish" in error and why in error
