@@ -25,10 +25,15 @@ def retry(ws: Workspace, name: str, base: Path | None = None) -> Outcome:
     with ready_lock(ws):
         ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered())
         output_dir = ws.output_dir(name)
-        record = run_record.load(output_dir)
+        record = run_record.load_named(ws, name)
         try:
-            _, _, warnings, prov = validate_spec(ctx, path, name,
-                                                 spec_from_snapshot(record["config"]))
+            spec = spec_from_snapshot(record["config"])
+        except (KeyError, ValueError) as exc:
+            raise WorkspaceError(f"the run record of {name} ({run_record.record_path(output_dir)})"
+                                 f" is damaged ({exc}); `rerun` or a fresh `ready` of its config "
+                                 "gives it a new one") from None
+        try:
+            _, _, warnings, prov = validate_spec(ctx, path, name, spec)
         except ConfigError as exc:
             ws.fail(path, str(exc))
             return Outcome(name, False, str(exc))

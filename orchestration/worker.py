@@ -1,7 +1,7 @@
 """The worker: claim configs one by one and run each as its own small Luigi graph.
 
 One Luigi graph per experiment keeps Luigi's scheduling cost flat (its cost grows with the
-graph's size, see LUIGI_NOTES). Each experiment runs in a forked *runner* process, so user
+graph's size; benchmarks/overhead.py). Each experiment runs in a forked *runner* process, so user
 code imported for one experiment never leaks into the next and a crash in it costs one
 experiment. Luigi and our pipeline are imported here, before the fork, so a runner starts
 warm. Up to ``workers`` runners go at once. The worker process itself runs no user code;
@@ -25,10 +25,10 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.rpc import RPCError
 
 from . import claims
-from .exceptions import OrchestrationError
+from .exceptions import OrchestrationError, WorkspaceError
 from .fsutil import remove_stale_temp_files
 from .pipeline import Experiment
-from .pipeline.execute import StepFailed, claim_for_run, note_requeued
+from .pipeline.execute import StepFailed, claim_for_run, note_ended
 from .pipeline.isolation import die_with_parent
 from .records import run_record
 from .records.provenance import ProvenanceCache
@@ -69,7 +69,7 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
     for path in ws.config_files(State.QUEUED):
         try:
             record = run_record.load(ws.output_dir(path.stem))
-        except (FileNotFoundError, ValueError, OSError):
+        except (WorkspaceError, ValueError, OSError):
             continue
         if record.get("state") == "completed":
             try:
@@ -84,7 +84,7 @@ def requeue_dead(ws: Workspace, lease: float) -> list[str]:
     """Put the claims of dead workers back in the queue; returns what it did."""
     done = []
     for name in claims.requeue_dead(ws, lease):
-        note_requeued(ws, name)
+        note_ended(ws, name, "queued")
         done.append(f"{name}: its worker died; queued again (finished steps are kept)")
     return done
 
@@ -110,14 +110,17 @@ def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
                                  workers=1, log_level="WARNING", **kwargs)
         except RPCError:  # luigid went away mid-run: Luigi raises this instead of reporting it
             return EXIT_SCHEDULER_UNREACHABLE
-        if result.status is not LuigiStatusCode.NOT_RUN:
-            break
+        if result.status is not LuigiStatusCode.NOT_RUN or not scheduler_url:
+            break  # a local scheduler holds a step back only for a resource it can never give
         # luigid held a step back (its resources are in use by another worker's step). A Luigi
         # worker without keep_alive gives up at once; with it, it would also wait out a failed
         # step's retry_delay. So ask again until it is our turn.
         time.sleep(RESOURCE_WAIT_SECONDS)
     if result.status is LuigiStatusCode.SCHEDULING_FAILED and scheduler_url:
-        return EXIT_SCHEDULER_UNREACHABLE
+        try:  # only a luigid that stopped answering is not the experiment's fault
+            check_scheduler(scheduler_url)
+        except OrchestrationError:
+            return EXIT_SCHEDULER_UNREACHABLE
     return 0 if result.status in (LuigiStatusCode.SUCCESS,
                                   LuigiStatusCode.SUCCESS_WITH_RETRY) else 1
 
@@ -261,6 +264,7 @@ class Worker:
                       f"the step logs in {self.ws.output_dir(runner.name) / 'logs'}")
             try:
                 claims.finish(self.ws, found[1], State.FAILED, reason)
+                note_ended(self.ws, runner.name, "failed", reason)
             except OSError as exc:  # a full disk, say: the failure cannot be written down
                 self._give_back(runner.name, found[1], f"its failure could not be recorded "
                                                        f"({exc})")
@@ -282,7 +286,7 @@ class Worker:
     def _give_back(self, name: str, path: Path, why: str) -> None:
         """Put a claim back in the queue: what stopped it was not the experiment's fault."""
         claims.release(self.ws, path)
-        note_requeued(self.ws, name)
+        note_ended(self.ws, name, "queued")
         self.report.released.append(name)
         self.on_event(f"{name}: put back in the queue: {why}")
 

@@ -20,9 +20,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..records import run_record
 
     ws = Workspace.from_setting(args.workspace)
-    ws.locate(args.name)
+    record = run_record.load_named(ws, args.name)
     out = ws.output_dir(args.name)
-    record = run_record.load(out)
     ids = list(record["tasks"])
     if args.task_id is not None and args.task_id not in ids:
         raise WorkspaceError(f"{args.name} has no task {args.task_id!r}; its tasks: "

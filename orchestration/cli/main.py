@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.workspace = getattr(args, "workspace", None)
     args.debug = getattr(args, "debug", False)
-    command = ALIASES.get(args.command, args.command) or "init"
+    command = ALIASES.get(args.command, args.command)
     try:
         if args.command is None:
             return _module("init").run_bare(args, reporter)

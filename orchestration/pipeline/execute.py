@@ -96,42 +96,49 @@ def claim_for_run(ws: Workspace, path: Path, lease: float = claims.DEFAULT_LEASE
     where temp files a killed run left in the output folder go: the claim means no other
     run of the experiment is writing there."""
     claimed = claims.claim(ws, path, pid=_claim_holder(), lease=lease)
-    if claimed is not None:
+    if claimed is None:
+        return None
+    try:
         output_dir = ws.output_dir(path.stem)
-        for folder in (output_dir, run_record.meta_dir(output_dir)):
-            remove_stale_temp_files(folder)
-        for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
-            stale.unlink(missing_ok=True)  # a killed run's: its steps start again
         note_drift = run_provenance.recheck(output_dir, provenance)
+    except (OrchestrationError, ValueError, FileNotFoundError) as exc:
+        # never readied (copied into the queue by hand) or its record is damaged: a failure
+        # of this experiment, not a reason to stop the worker
+        claims.finish(ws, claimed, State.FAILED, f"cannot run {path.stem}: {exc}; put the "
+                      "config in ConfigSources and run `job-orchestration ready`")
+        return None
+    for folder in (output_dir, run_record.meta_dir(output_dir)):
+        remove_stale_temp_files(folder)
+    for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
+        stale.unlink(missing_ok=True)  # a killed run's: its steps start again
 
-        def change(record: dict) -> None:
-            record["state"] = "running"
-            record["attempts"].append({"host": claims.HOST, "pid": _claim_holder(),
-                                       "started": time.time()})
-            note_drift(record)
-        try:
-            run_record.update(output_dir, change, durable=False)
-        except OSError:  # a full disk, say: queued is true, claimed by nobody is not
-            claims.release(ws, claimed)
-            raise
+    def change(record: dict) -> None:
+        record["state"] = "running"
+        record["attempts"].append({"host": claims.HOST, "pid": _claim_holder(),
+                                   "started": time.time()})
+        note_drift(record)
+    try:
+        run_record.update(output_dir, change, durable=False)
+    except OSError:  # a full disk, say: queued is true, claimed by nobody is not
+        claims.release(ws, claimed)
+        raise
     return claimed
 
 
-def note_requeued(ws: Workspace, name: str) -> None:
-    """The record of a config put back in the queue: a step cut short is pending again (it
-    restarts from scratch under the next claim), so ``show`` and ``status`` do not report a
-    step running that nothing runs."""
+def note_ended(ws: Workspace, name: str, state: str, error: str | None = None) -> None:
+    """Bring the record of a run that ended outside its steps' own bookkeeping (put back in
+    the queue, or its runner died) up to date: finished steps synced from their markers, no
+    step left "running", and the experiment's new ``state``."""
     def change(record: dict) -> None:
         run_record.sync_markers(output_dir, record)
-        for task in record["tasks"].values():
-            if task.get("state") == "running":
-                task.update(state="pending", progress=None)
         if record.get("state") != "completed":  # killed before its final move: reconcile
-            record["state"] = "queued"          # moves it on by this state
+            record.update(state=state, error=error)  # moves it on by this state
 
     try:
         output_dir = ws.output_dir(name)
         run_record.update(output_dir, change, durable=False)
+        for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
+            stale.unlink(missing_ok=True)
     except (OrchestrationError, OSError, ValueError):
         pass  # never readied, no record, or a full disk: nothing to correct
 

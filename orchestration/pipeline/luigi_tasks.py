@@ -60,7 +60,7 @@ class Step(luigi.Task):
 
     @property
     def resources(self) -> dict[str, int]:  # type: ignore[override]
-        return self.spec.resources  # empty unless declared: see LUIGI_NOTES on get_work cost
+        return self.spec.resources  # empty unless declared: declared ones make Luigi's get_work scan every task
 
     def requires(self) -> list["Step"]:
         return [Step(self.workspace, self.name, dep, self.claim, self.experiment)

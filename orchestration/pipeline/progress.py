@@ -58,7 +58,7 @@ class LuigiProgress:
                 self.last = time.monotonic()
                 self.step.set_progress_percentage(round(fraction * 100))
                 self.step.set_status_message(html.escape(message or f"{fraction:.0%}"))
-            if self.scheduler is not None and self.experiment_id:
+            if self.experiment_id:
                 text, percent = self.experiment_view(fraction)
                 self.scheduler.set_task_status_message(self.experiment_id, text)
                 self.scheduler.set_task_progress_percentage(self.experiment_id, percent)

@@ -20,10 +20,9 @@ from typing import Any, Iterable, Iterator, Mapping
 import yaml
 
 from ..exceptions import UsageError
-from ..fsutil import read_json
 from ..workspace import CONFIG_SUFFIXES, Workspace
 from .compare import flatten, flatten_config, show_value
-from .run_record import record_path
+from . import run_record
 from .summary import LISTED
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
@@ -108,7 +107,7 @@ def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         if name not in states:
             continue
         try:
-            record = read_json(record_path(output_dir))
+            record = run_record.load(output_dir)  # a running one's finished steps too
         except (OSError, ValueError):  # mid-crash or hand-damaged: `show` explains, here skip
             continue
         yield name, states[name], record

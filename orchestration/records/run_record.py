@@ -150,7 +150,8 @@ def update(output_dir: Path, change: Callable[[dict[str, Any]], None],
            durable: bool = True) -> dict[str, Any]:
     """Apply ``change`` to the record under the experiment's lock; returns the new record.
 
-    ``durable=False`` skips the fsyncs for frequent, reconstructible updates (progress).
+    ``durable=False`` skips the fsyncs where losing the update costs nothing (a claim's note,
+    a requeue: the next claim or ``reconcile`` writes it again).
     """
     with _locked(output_dir):
         record = read_json(record_path(output_dir))

@@ -298,3 +298,25 @@ def test_a_resource_limit_holds_across_a_workers_experiments_through_luigid(
     first, second = sorted(tuple(map(float, line.split()))
                            for line in intervals.read_text().splitlines())
     assert first[1] <= second[0], f"the gpu steps overlapped: {first} {second}"
+
+
+def test_a_config_the_worker_cannot_run_fails_alone(ws, tasks_dir, ledger):
+    """A config copied into the queue by hand (never readied), and one wanting more of a
+    resource than a local scheduler has, each fail on their own; the worker goes on."""
+    one = [{"id": "s0", "method": "Ledger"}]
+    write_config(ws, "by-hand", make_config(tasks_dir, "by-hand", one, ledger=str(ledger)),
+                 folder="ConfigsToRun")
+    write_config(ws, "greedy", make_config(tasks_dir, "greedy",
+                                           [{"id": "s0", "method": "Ledger",
+                                             "resources": {"gpu": 2}}], ledger=str(ledger)))
+    write_config(ws, "fine", make_config(tasks_dir, "fine", one, ledger=str(ledger)))
+    assert run_cli("ready", ws=ws).returncode == 0
+    work = run_cli("worker", "--exit-when-empty", ws=ws, timeout=60)
+    assert work.returncode == 1, work.stderr
+    assert "Traceback" not in work.stderr
+    assert state_of(ws, "fine") == "ConfigsCompleted"
+    assert state_of(ws, "by-hand") == state_of(ws, "greedy") == "ConfigsFailed"
+    assert "run `job-orchestration ready`" in (ws / "ConfigsFailed" / "by-hand.error.txt").read_text()
+    assert read_ledger(ledger) == ["fine:s0"]
+    greedy = json.loads(run_cli("show", "greedy", "--json", ws=ws).stdout)
+    assert greedy["state"] == "failed" and greedy["tasks"][0]["state"] != "running"
