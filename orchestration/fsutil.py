@@ -5,12 +5,14 @@ temp file in the same folder, fsynced, renamed over the target and the folder fs
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 TMP_MARK = ".tmp-orch-"
 HOST = socket.gethostname()
@@ -55,6 +57,17 @@ def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
 
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, default=str).encode(), durable)
+
+
+@contextmanager
+def locked(path: Path, mode: int = 0o600) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:

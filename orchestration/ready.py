@@ -7,20 +7,18 @@ and last the move into ConfigsToRun.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
 from .config.loader import load_config
 from .config.schema import ExperimentSpec, check
 from .config.tasks_module import TasksLoader
 from .config.validate import OutputIndex, check_code, output_path, tasks_folder
 from .exceptions import ConfigError
-from .fsutil import remove_stale_temp_files
+from .fsutil import locked, remove_stale_temp_files
 from .records import run_record
 from .records.environment import capture_environment
 from .records.provenance import ProvenanceCache, compare_remote
@@ -57,15 +55,9 @@ class ReadyContext:
             self.in_use = OutputIndex(self.in_use)
 
 
-@contextmanager
-def ready_lock(ws: Workspace) -> Iterator[None]:
+def ready_lock(ws: Workspace) -> ContextManager[None]:
     """Serialise concurrent ``ready`` calls: names and output folders are checked then taken."""
-    fd = os.open(ws.misc / "ready.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return locked(ws.misc / "ready.lock")
 
 
 def ready_all(ws: Workspace, base: Path | None = None) -> list[Outcome]:

@@ -9,19 +9,16 @@ when done, a running file while running) that ``load`` lays over a running recor
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import socket
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..config.schema import ExperimentSpec
 from ..exceptions import WorkspaceError
-from ..fsutil import atomic_write_json, read_json
+from ..fsutil import atomic_write_json, locked, read_json
 from ..workspace import Workspace
 
 RECORD_NAME = "run.json"
@@ -134,18 +131,6 @@ def write(output_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_json(record_path(output_dir), record)
 
 
-@contextmanager
-def _locked(output_dir: Path) -> Iterator[None]:
-    meta = meta_dir(output_dir)
-    meta.mkdir(exist_ok=True)
-    fd = os.open(meta / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def update(output_dir: Path, change: Callable[[dict[str, Any]], None],
            durable: bool = True) -> dict[str, Any]:
     """Apply ``change`` to the record under the experiment's lock; returns the new record.
@@ -153,7 +138,8 @@ def update(output_dir: Path, change: Callable[[dict[str, Any]], None],
     ``durable=False`` skips the fsyncs where losing the update costs nothing (a claim's note,
     a requeue: the next claim or ``reconcile`` writes it again).
     """
-    with _locked(output_dir):
+    meta_dir(output_dir).mkdir(exist_ok=True)
+    with locked(meta_dir(output_dir) / "lock", 0o644):
         record = read_json(record_path(output_dir))
         change(record)
         atomic_write_json(record_path(output_dir), record, durable=durable)
