@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ContextManager
 
@@ -90,7 +90,7 @@ def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
                        "the file (names are unique in a workspace)")
     try:
         source = path.read_bytes()
-        spec, output_dir, warnings, prov = validate_source(ctx, path, name)
+        spec, output_dir, warnings, prov = validate_source(ctx, path, name, source)
     except ConfigError as exc:
         if not ctx.whole and _maybe_half_written(path):
             return Outcome(name, False, f"{path}: left in place, it may still be being "
@@ -113,16 +113,15 @@ def _maybe_half_written(path: Path) -> bool:
         return False
 
 
-def validate_source(ctx: ReadyContext, path: Path, name: str
+def validate_source(ctx: ReadyContext, path: Path, name: str, source: bytes
                     ) -> tuple[ExperimentSpec, Path, list[str], dict]:
     """All checks of one config file; raises ConfigError with every problem found."""
-    data = load_config(path)
+    data = load_config(path, source)
     spec, problems = check(data)
     if spec is None:
         raise ConfigError(path, problems)
-    folder = tasks_folder(spec.path_to_tasks, ctx.base)
-    data["pathToTasks"] = str(folder)
-    return validate_spec(ctx, path, name, check(data)[0])  # type: ignore[arg-type]
+    data["pathToTasks"] = str(tasks_folder(spec.path_to_tasks, ctx.base))  # spec.data is data
+    return validate_spec(ctx, path, name, replace(spec, path_to_tasks=data["pathToTasks"]))
 
 
 def validate_spec(ctx: ReadyContext, path: Path, name: str, spec: ExperimentSpec
@@ -139,8 +138,7 @@ def validate_spec(ctx: ReadyContext, path: Path, name: str, spec: ExperimentSpec
                         "that is no longer in this workspace; choose another outputDir or "
                         "delete that folder")
     folder = Path(spec.path_to_tasks)
-    prov = ctx.provenance.capture(folder) if folder.is_dir() else {
-        "available": False, "warnings": []}
+    prov = ctx.provenance.capture(folder)  # a missing folder: "no provenance", rejected below
     warnings = list(prov.get("warnings", []))
     if (remote := compare_remote(prov, spec.github_repository)):
         warnings.append(remote)

@@ -131,7 +131,8 @@ def _file_hash(path: Path, base: Path) -> str | None:
     """The hash of a config not readied yet; None when it cannot be loaded (``ready`` would
     reject it, so no valid point equals it)."""
     try:
-        return _cached_hash(path.read_bytes()) or snapshot_hash(load_config(path), base)
+        source = path.read_bytes()
+        return _cached_hash(source) or snapshot_hash(load_config(path, source), base)
     except (ConfigError, OSError):
         return None
 

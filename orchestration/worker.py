@@ -220,15 +220,18 @@ class Worker:
     def _claim_next(self) -> Path | None:
         """Claim the next queued config. The queue folder is listed again only when the
         last listing is used up: listing it for every claim made a long queue quadratic."""
-        for fresh in (False, True):
-            if fresh or not self.candidates:
+        listed = False
+        while True:
+            if not self.candidates:
+                if listed:
+                    return None
                 self.candidates = self.ws.config_files(State.QUEUED)[::-1]
-            while self.candidates:
-                claimed = claim_for_run(self.ws, self.candidates.pop(), self.lease,
-                                        self.provenance)
-                if claimed is not None:
-                    return claimed
-        return None
+                listed = True
+                continue
+            claimed = claim_for_run(self.ws, self.candidates.pop(), self.lease,
+                                    self.provenance)
+            if claimed is not None:
+                return claimed
 
     def _wait(self) -> None:
         try:

@@ -114,14 +114,17 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"not valid YAML at {where}: {exc.problem}{context}"
 
 
-def parse_yaml(path: Path) -> dict:
-    """The file's plain data: a non-empty mapping, or ConfigError naming what is wrong."""
-    size = path.stat().st_size
+def parse_yaml(path: Path, source: bytes | None = None) -> dict:
+    """The file's plain data: a non-empty mapping, or ConfigError naming what is wrong.
+
+    ``source`` is the file's content when the caller has read it already (and hashed it:
+    reading it twice could hash one version and parse another)."""
+    size = path.stat().st_size if source is None else len(source)
     if size > MAX_BYTES:
         raise ConfigError(path, [f"file is {size} bytes; a config may be at most {MAX_BYTES} "
                                  "bytes (1 MiB): keep large data in files the tasks read"])
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = (path.read_bytes() if source is None else source).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [f"not UTF-8 text ({exc.reason} at byte {exc.start}); save "
                                  "the file as UTF-8"]) from None
@@ -226,6 +229,6 @@ def resolve(path: Path, cfg: DictConfig) -> dict:
                                  "cycle so every ${...} ends at a plain value"]) from None
 
 
-def load_config(path: Path) -> dict:
-    """Parse, check and resolve ``path`` into plain Python data."""
-    return resolve(path, to_omegaconf(path, parse_yaml(path)))
+def load_config(path: Path, source: bytes | None = None) -> dict:
+    """Parse, check and resolve ``path`` (or its already read ``source``) into plain data."""
+    return resolve(path, to_omegaconf(path, parse_yaml(path, source)))
