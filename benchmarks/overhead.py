@@ -31,7 +31,8 @@ import luigi
 import yaml
 
 from orchestration.ready import ready_all
-from orchestration.workspace import State, Workspace
+from orchestration.states import ExperimentState
+from orchestration.workspace import Workspace
 from orchestration.worker import Worker
 
 STEPS = 3
@@ -98,7 +99,7 @@ def make_workspace(root: Path, m: int) -> Workspace:
     tasks = [{"id": f"s{s}", "method": "Noop"} for s in range(STEPS)]
     old = time.time() - 60
     for i in range(m):
-        path = ws.folder(State.SOURCE) / f"e{i}.yaml"
+        path = ws.folder(ExperimentState.NEW) / f"e{i}.yaml"
         path.write_text(yaml.safe_dump({"githubRepository": "https://example.com/x",
                                         "pathToTasks": str(code), "outputDir": f"e{i}",
                                         "tasks": tasks}))
@@ -119,7 +120,7 @@ def ours(root: Path, m: int, workers: int) -> dict[str, float]:
     start = time.perf_counter()
     from orchestration.pipeline import Experiment
 
-    names = [p.stem for p in ws.config_files(State.COMPLETED)]
+    names = [p.stem for p in ws.config_files(ExperimentState.COMPLETED)]
     luigi.build([Experiment(str(ws.root), n) for n in names], local_scheduler=True,
                 log_level="WARNING")
     noop_s = time.perf_counter() - start
@@ -132,11 +133,11 @@ def status_time(root: Path, n: int) -> dict[str, float]:
     ready_all(ws)
     Worker(ws, exit_when_empty=True, poll=0.05).run()
     src_out = ws.output_dir("e0")
-    src_cfg = ws.folder(State.COMPLETED) / "e0.yaml"
+    src_cfg = ws.folder(ExperimentState.COMPLETED) / "e0.yaml"
     for i in range(1, n):
         out = ws.output / f"e{i}"
         shutil.copytree(src_out, out)
-        shutil.copy(src_cfg, ws.folder(State.COMPLETED) / f"e{i}.yaml")
+        shutil.copy(src_cfg, ws.folder(ExperimentState.COMPLETED) / f"e{i}.yaml")
         ws.register(f"e{i}", out)
     env = {**os.environ, "JOB_ORCHESTRATION_WORKSPACE": str(ws.root)}
     start = time.perf_counter()

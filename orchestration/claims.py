@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fsutil import HOST, atomic_write_json, pid_alive
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 DEFAULT_LEASE_SECONDS = 300.0
 NO_OWNER_GRACE_SECONDS = 30.0  # a claim is renamed a moment before its owner file is written
@@ -33,7 +34,7 @@ class Owner:
 
 
 def owner_file(ws: Workspace, name: str) -> Path:
-    return ws.folder(State.RUNNING) / f"{name}.owner.json"
+    return ws.folder(ExperimentState.RUNNING) / f"{name}.owner.json"
 
 
 def claim(ws: Workspace, path: Path, pid: int | None = None,
@@ -45,7 +46,7 @@ def claim(ws: Workspace, path: Path, pid: int | None = None,
     is not written yet: taking the claim then would run the experiment twice. So a failed
     rename always loses; in the rare NFS case the config sits in ConfigsInProgress with no
     owner file and ``requeue_dead`` queues it again after ``NO_OWNER_GRACE_SECONDS``."""
-    dest = ws.folder(State.RUNNING) / path.name
+    dest = ws.folder(ExperimentState.RUNNING) / path.name
     try:
         os.rename(path, dest)
     except FileNotFoundError:
@@ -110,16 +111,16 @@ def live_claims(ws: Workspace, names: list[str],
 def release(ws: Workspace, path: Path) -> Path | None:
     """Put a claimed config back in the queue (its finished steps stay finished)."""
     try:
-        dest = ws.move(path, State.QUEUED)
+        dest = ws.move(path, ExperimentState.QUEUED)
     except FileNotFoundError:
         return None
     owner_file(ws, path.stem).unlink(missing_ok=True)
     return dest
 
 
-def finish(ws: Workspace, path: Path, to: State, reason: str | None = None) -> Path:
+def finish(ws: Workspace, path: Path, to: ExperimentState, reason: str | None = None) -> Path:
     """The final move of a run: Completed, or Failed with its reason file."""
-    dest = ws.fail(path, reason or "failed") if to is State.FAILED else ws.move(path, to)
+    dest = ws.fail(path, reason or "failed") if to is ExperimentState.FAILED else ws.move(path, to)
     owner_file(ws, path.stem).unlink(missing_ok=True)
     return dest
 
@@ -131,7 +132,7 @@ def requeue_dead(ws: Workspace, lease: float = DEFAULT_LEASE_SECONDS) -> list[st
     acts, and a claim that came alive meanwhile (a new owner) is given back untouched.
     """
     names = []
-    for path in ws.config_files(State.RUNNING):
+    for path in ws.config_files(ExperimentState.RUNNING):
         if not is_dead(ws, path, lease):
             continue
         owner = owner_file(ws, path.stem)

@@ -22,7 +22,8 @@ from .fsutil import locked, remove_stale_temp_files
 from .records import run_record
 from .records.environment import capture_environment
 from .records.provenance import ProvenanceCache, compare_remote
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 HALF_WRITTEN_SECONDS = 2.0
 IMPORT_PROBE_SECONDS = 300.0  # a Tasks.py whose import takes longer is taken to hang
@@ -62,23 +63,23 @@ def ready_lock(ws: Workspace) -> ContextManager[None]:
 
 def ready_all(ws: Workspace, base: Path | None = None) -> list[Outcome]:
     """Ready every config in ConfigSources."""
-    return ready_files(ws, ws.config_files(State.SOURCE), base)
+    return ready_files(ws, ws.config_files(ExperimentState.NEW), base)
 
 
 def ready_files(ws: Workspace, paths: list[Path], base: Path | None = None,
                 whole: bool = False) -> list[Outcome]:
     outcomes = []
     with ready_lock(ws):
-        remove_stale_temp_files(ws.folder(State.SOURCE))
+        remove_stale_temp_files(ws.folder(ExperimentState.NEW))
         ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered(), whole=whole)
         for path in paths:
             outcomes.append(ready_one(ctx, path))
     return outcomes
 
 
-def _name_taken(ws: Workspace, name: str) -> State | None:
+def _name_taken(ws: Workspace, name: str) -> ExperimentState | None:
     found = ws.find(name)
-    return found[0] if found and found[0] is not State.SOURCE else None
+    return found[0] if found and found[0] is not ExperimentState.NEW else None
 
 
 def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
@@ -86,7 +87,7 @@ def ready_one(ctx: ReadyContext, path: Path) -> Outcome:
     taken = _name_taken(ctx.ws, name)
     if taken is not None:  # a rejection, but left in place: ConfigsFailed may hold that name
         return Outcome(name, False, f"{path}: config rejected and left in ConfigSources/: name "
-                       f"{name!r} is already used by an experiment in {taken.value}/; rename "
+                       f"{name!r} is already used by an experiment in {taken.folder}/; rename "
                        "the file (names are unique in a workspace)")
     try:
         source = path.read_bytes()
@@ -164,4 +165,4 @@ def commit_experiment(ws: Workspace, name: str, path: Path, output_dir: Path,
         link.unlink()  # left by a crash between this point and the move below
     ws.register(name, output_dir)
     ws.error_file(path).unlink(missing_ok=True)
-    ws.move(path, State.QUEUED)
+    ws.move(path, ExperimentState.QUEUED)

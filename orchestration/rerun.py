@@ -22,7 +22,8 @@ from .records import run_record
 from .records.environment import capture_environment
 from .records.provenance import fingerprint, materialize
 from .records.run_provenance import code_state
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 WORKTREES = "worktrees"
 
@@ -46,7 +47,7 @@ def rerun(ws: Workspace, name: str) -> Outcome:
         new_name = f"{name}-rerun-{n}"
         data = copy.deepcopy(record["config"])
         data.update(pathToTasks=str(tasks), outputDir=f"{output_dir}-rerun-{n}")
-        path = ws.folder(State.SOURCE) / f"{new_name}.yaml"
+        path = ws.folder(ExperimentState.NEW) / f"{new_name}.yaml"
         spec, out, warnings, new_prov = validate_spec(ctx, path, new_name,
                                                       spec_from_snapshot(data))
         # The resolved snapshot, so a crash before the queue move leaves a config ``ready``

@@ -13,15 +13,16 @@ from .config.schema import spec_from_snapshot
 from .exceptions import ConfigError, WorkspaceError
 from .ready import Outcome, ReadyContext, ready_files, ready_lock, validate_spec
 from .records import run_record
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 
 def retry(ws: Workspace, name: str, base: Path | None = None) -> Outcome:
     state, path = ws.locate(name)
-    if state is not State.FAILED:
-        raise WorkspaceError(f"{name} is {state.label}; only failed experiments can be retried")
+    if state is not ExperimentState.FAILED:
+        raise WorkspaceError(f"{name} is {state.value}; only failed experiments can be retried")
     if name not in ws.registered():
-        return ready_files(ws, [ws.move(path, State.SOURCE)], base)[0]
+        return ready_files(ws, [ws.move(path, ExperimentState.NEW)], base)[0]
     with ready_lock(ws):
         ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered())
         output_dir = ws.output_dir(name)
@@ -49,6 +50,6 @@ def retry(ws: Workspace, name: str, base: Path | None = None) -> Outcome:
 
         run_record.update(output_dir, change)
         ws.error_file(path).unlink(missing_ok=True)
-        ws.move(path, State.QUEUED)
+        ws.move(path, ExperimentState.QUEUED)
     return Outcome(name, True, f"{name}: queued again; finished steps will be skipped",
                    warnings=warnings)

@@ -33,7 +33,8 @@ from .exceptions import ConfigError, UsageError, WorkspaceError
 from .fsutil import fsync_dir, temp_path
 from .ready import Outcome, ready_files, ready_lock
 from .records import run_record
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 HEADER = b"# written by `job-orchestration submit`"
 HASH_LINE = re.compile(rb"^# config_sha256: ([0-9a-f]{64}), text_sha256: ([0-9a-f]{64})\n",
@@ -50,7 +51,7 @@ class Point:
     label: str           # "lr=0.1 seed=2": what makes this point
     config_sha256: str
     duplicate_of: str | None = None    # the experiment with the identical resolved config
-    duplicate_state: State | None = None  # the folder it is in
+    duplicate_state: ExperimentState | None = None  # the folder it is in
     renamed: bool = False  # the readable name was taken (or too long): a hash was added
 
 
@@ -91,10 +92,10 @@ class WorkspaceIndex:
     """Every experiment of a workspace by config hash, and every name in use."""
 
     def __init__(self) -> None:
-        self.by_hash: dict[str, tuple[str, State]] = {}
+        self.by_hash: dict[str, tuple[str, ExperimentState]] = {}
         self.names: set[str] = set()
 
-    def add(self, name: str, digest: str | None, state: State) -> None:
+    def add(self, name: str, digest: str | None, state: ExperimentState) -> None:
         self.names.add(name)
         if digest:
             self.by_hash.setdefault(digest, (name, state))
@@ -103,10 +104,10 @@ class WorkspaceIndex:
     def scan(cls, ws: Workspace, base: Path) -> "WorkspaceIndex":
         index = cls()
         registered = ws.registered()
-        for state in State:
+        for state in ExperimentState:
             for path in ws.config_files(state):
                 recorded = (_recorded_hash(registered[path.stem])
-                            if state is not State.SOURCE and path.stem in registered else None)
+                            if state is not ExperimentState.NEW and path.stem in registered else None)
                 index.add(path.stem, recorded or _file_hash(path, base), state)
         index.names.update(registered)
         return index
@@ -225,13 +226,13 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
                                     duplicate_of=found[0], duplicate_state=found[1]))
                 continue
             name = sweeps.unique_name(plan.readable, base_path.stem, plan.digest, index.names)
-            index.add(name, plan.digest, State.SOURCE)
+            index.add(name, plan.digest, ExperimentState.NEW)
             points.append(Point(name, plan.label, plan.digest, renamed=name != plan.readable))
             if not dry_run:
-                path = ws.folder(State.SOURCE) / f"{name}.yaml"
+                path = ws.folder(ExperimentState.NEW) / f"{name}.yaml"
                 _create(path, _text(plan, base_path))
                 written.append(path)
         if written:
-            fsync_dir(ws.folder(State.SOURCE))
+            fsync_dir(ws.folder(ExperimentState.NEW))
     outcomes = ready_files(ws, written, base=cwd, whole=True) if ready and written else []
     return Submitted(points, outcomes, dry_run)

@@ -33,7 +33,8 @@ from .pipeline.isolation import die_with_parent
 from .records import run_record
 from .records.provenance import ProvenanceCache
 from .records.run_provenance import RECHECK_SECONDS
-from .workspace import State, Workspace
+from .states import ExperimentState
+from .workspace import Workspace
 
 POLL_SECONDS = 2.0
 REAP_EVERY_POLLS = 5  # look for claims of dead workers every 5 polls, not only at start
@@ -63,20 +64,20 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
     """Repair what a crash left: temp files, claims of dead workers, and runs whose record
     says completed but whose config never made the final move. Returns what it did."""
     done = []
-    for state in State:
+    for state in ExperimentState:
         remove_stale_temp_files(ws.folder(state))
     done += requeue_dead(ws, lease)
-    for path in ws.config_files(State.QUEUED):
+    for path in ws.config_files(ExperimentState.QUEUED):
         try:
             record = run_record.load(ws.output_dir(path.stem))
         except (WorkspaceError, ValueError, OSError):
             continue
         if record.get("state") == "completed":
             try:
-                claims.finish(ws, path, State.COMPLETED)
+                claims.finish(ws, path, ExperimentState.COMPLETED)
             except FileNotFoundError:
                 continue  # another worker starting at the same time moved it
-            done.append(f"{path.stem}: had completed; moved to {State.COMPLETED.value}")
+            done.append(f"{path.stem}: had completed; moved to {ExperimentState.COMPLETED.folder}")
     return done
 
 
@@ -225,7 +226,7 @@ class Worker:
             if not self.candidates:
                 if listed:
                     return None
-                self.candidates = self.ws.config_files(State.QUEUED)[::-1]
+                self.candidates = self.ws.config_files(ExperimentState.QUEUED)[::-1]
                 listed = True
                 continue
             claimed = claim_for_run(self.ws, self.candidates.pop(), self.lease,
@@ -248,7 +249,7 @@ class Worker:
         found = self.ws.find(runner.name)
         state = found[0] if found else None
         seconds = time.time() - runner.started
-        if state is State.RUNNING:
+        if state is ExperimentState.RUNNING:
             code = os.waitstatus_to_exitcode(status)
             interrupted = os.WIFSIGNALED(status) and os.WTERMSIG(status) in INTERRUPTS
             if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping or interrupted:
@@ -266,7 +267,7 @@ class Worker:
             reason = (f"the run ended without finishing (runner exit status {code}); see "
                       f"the step logs in {self.ws.output_dir(runner.name) / 'logs'}")
             try:
-                claims.finish(self.ws, found[1], State.FAILED, reason)
+                claims.finish(self.ws, found[1], ExperimentState.FAILED, reason)
                 note_ended(self.ws, runner.name, "failed", reason)
             except OSError as exc:  # a full disk, say: the failure cannot be written down
                 self._give_back(runner.name, found[1], f"its failure could not be recorded "
@@ -276,8 +277,8 @@ class Worker:
                                           "again")
                 self.stopping = True
                 return
-            state = State.FAILED
-        if state is State.COMPLETED:
+            state = ExperimentState.FAILED
+        if state is ExperimentState.COMPLETED:
             self.report.completed.append(runner.name)
             self.on_event(f"{runner.name}: completed in {seconds:.1f} s")
         else:

@@ -8,29 +8,14 @@ folder in use without parsing any YAML.
 """
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 
 from .exceptions import UsageError, WorkspaceError
+from .states import ExperimentState
 
 ENV_VAR = "JOB_ORCHESTRATION_WORKSPACE"
 CONFIG_SUFFIXES = (".yaml", ".yml")
-
-
-class State(str, enum.Enum):
-    """Where a config is; the value is the folder name."""
-
-    SOURCE = "ConfigSources"
-    QUEUED = "ConfigsToRun"
-    RUNNING = "ConfigsInProgress"
-    COMPLETED = "ConfigsCompleted"
-    FAILED = "ConfigsFailed"
-
-    @property
-    def label(self) -> str:
-        return {"ConfigSources": "new", "ConfigsToRun": "queued", "ConfigsInProgress": "running",
-                "ConfigsCompleted": "completed", "ConfigsFailed": "failed"}[self.value]
 
 
 class Workspace:
@@ -49,19 +34,20 @@ class Workspace:
         if not value:
             raise UsageError(f"no workspace set: pass --workspace DIR or export {ENV_VAR}=DIR")
         ws = cls(value)
-        if must_exist and not (ws.root / State.QUEUED.value).is_dir():
+        if must_exist and not (ws.root / ExperimentState.QUEUED.folder).is_dir():
             raise WorkspaceError(
                 f"{ws.root} is not an initialised workspace: run `job-orchestration init "
                 f"--workspace {ws.root}` first")
         return ws
 
-    def folder(self, state: State) -> Path:
-        return self.root / state.value
+    def folder(self, state: ExperimentState) -> Path:
+        return self.root / state.folder
 
     def init(self) -> list[Path]:
         """Create the folders (idempotent); returns the ones that were new."""
         created = []
-        for path in [*(self.folder(s) for s in State), self.output, self.misc, self.experiments]:
+        for path in [*(self.folder(s) for s in ExperimentState), self.output, self.misc,
+                     self.experiments]:
             if not path.is_dir():
                 path.mkdir(parents=True, exist_ok=True)
                 created.append(path)
@@ -69,7 +55,7 @@ class Workspace:
         return created
 
     # --- configs in state folders -------------------------------------------------------
-    def config_files(self, state: State) -> list[Path]:
+    def config_files(self, state: ExperimentState) -> list[Path]:
         """Config files in a state folder, sorted by name; skips hidden and swap files."""
         try:
             entries = os.scandir(self.folder(state))
@@ -81,23 +67,24 @@ class Workspace:
                      and e.is_file()]
         return [Path(f) for f in sorted(files)]  # strings sort ~10x faster than Paths
 
-    def find(self, name: str) -> tuple[State, Path] | None:
+    def find(self, name: str) -> tuple[ExperimentState, Path] | None:
         """The state and file of experiment ``name``, or None."""
-        for state in (State.RUNNING, State.QUEUED, State.FAILED, State.COMPLETED, State.SOURCE):
+        for state in (ExperimentState.RUNNING, ExperimentState.QUEUED, ExperimentState.FAILED,
+                      ExperimentState.COMPLETED, ExperimentState.NEW):
             for suffix in CONFIG_SUFFIXES:
                 path = self.folder(state) / f"{name}{suffix}"
                 if path.is_file():
                     return state, path
         return None
 
-    def locate(self, name: str) -> tuple[State, Path]:
+    def locate(self, name: str) -> tuple[ExperimentState, Path]:
         found = self.find(name)
         if found is None:
             raise WorkspaceError(f"no experiment named {name!r} in {self.root} "
                                  "(see `job-orchestration status` for the names)")
         return found
 
-    def move(self, path: Path, to: State) -> Path:
+    def move(self, path: Path, to: ExperimentState) -> Path:
         """Rename ``path`` into the folder of ``to``; losing a race raises FileNotFoundError."""
         dest = self.folder(to) / path.name
         try:
@@ -109,14 +96,16 @@ class Workspace:
         return dest
 
     def error_file(self, config_path: Path) -> Path:
-        return self.folder(State.FAILED) / f"{config_path.stem}.error.txt"
+        return self.folder(ExperimentState.FAILED) / f"{config_path.stem}.error.txt"
 
     def fail(self, path: Path, reason: str) -> Path:
         """Move a config to ConfigsFailed with its ``.error.txt`` written first."""
         from .fsutil import atomic_write_text
 
         atomic_write_text(self.error_file(path), reason.rstrip() + "\n")
-        return self.move(path, State.FAILED) if path.parent != self.folder(State.FAILED) else path
+        if path.parent == self.folder(ExperimentState.FAILED):
+            return path
+        return self.move(path, ExperimentState.FAILED)
 
     # --- experiment name -> output folder ---------------------------------------------------
     def link(self, name: str) -> Path:

@@ -9,7 +9,8 @@ import pytest
 
 from orchestration import claims
 from orchestration.ready import ready_all
-from orchestration.workspace import State, Workspace
+from orchestration.states import ExperimentState
+from orchestration.workspace import Workspace
 from tests.conftest import make_config, state_of, write_config
 
 
@@ -26,7 +27,7 @@ def test_the_loser_looking_before_the_winner_wrote_its_owner_file_stays_lost(
     """The race another engineer found: the winner has renamed the config but not yet written
     its owner file when the loser's rename fails and the loser looks. The loser once took
     that for an NFS retry, overwrote the owner file, and both ran the experiment."""
-    path = queued.folder(State.QUEUED) / "exp.yaml"
+    path = queued.folder(ExperimentState.QUEUED) / "exp.yaml"
     real_write = claims.atomic_write_json
     loser: list[Path | None] = []
 
@@ -36,7 +37,7 @@ def test_the_loser_looking_before_the_winner_wrote_its_owner_file_stays_lost(
         real_write(target, data, durable)
 
     monkeypatch.setattr(claims, "atomic_write_json", winner_writes_owner)
-    assert claims.claim(queued, path, pid=os.getpid()) == queued.folder(State.RUNNING) / path.name
+    assert claims.claim(queued, path, pid=os.getpid()) == queued.folder(ExperimentState.RUNNING) / path.name
     assert loser == [None]
     owner = claims.read_owner(claims.owner_file(queued, "exp"))
     assert owner is not None and owner.pid == os.getpid()
@@ -47,7 +48,7 @@ def test_a_claim_whose_owner_file_never_came_is_queued_again_after_the_grace(
         queued: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """What repairs NFS reporting ENOENT for a rename that did succeed (the claimer then
     counts itself lost): no owner file past the grace period means nobody runs it."""
-    os.rename(queued.folder(State.QUEUED) / "exp.yaml", queued.folder(State.RUNNING) / "exp.yaml")
+    os.rename(queued.folder(ExperimentState.QUEUED) / "exp.yaml", queued.folder(ExperimentState.RUNNING) / "exp.yaml")
     assert claims.requeue_dead(queued) == []  # within the grace: its owner may be writing
     monkeypatch.setattr(claims, "NO_OWNER_GRACE_SECONDS", 0.0)
     assert claims.requeue_dead(queued) == ["exp"]

@@ -10,7 +10,8 @@ from orchestration import claims
 from orchestration.exceptions import OrchestrationError
 from orchestration.pipeline.execute import ensure_claimed
 from orchestration.ready import ready_all
-from orchestration.workspace import State, Workspace
+from orchestration.states import ExperimentState
+from orchestration.workspace import Workspace
 from tests.conftest import make_config, state_of, write_config
 
 
@@ -38,7 +39,7 @@ def _caught_between_folders(monkeypatch: pytest.MonkeyPatch) -> None:
     """Our first look finds the config in no folder: it was being renamed meanwhile."""
     real_find = Workspace.find
 
-    def find(self: Workspace, name: str) -> tuple[State, Path] | None:
+    def find(self: Workspace, name: str) -> tuple[ExperimentState, Path] | None:
         monkeypatch.setattr(Workspace, "find", real_find)
         return None
 
@@ -51,12 +52,12 @@ def test_a_step_that_loses_the_claim_race_runs_on(queued: Workspace,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   race) -> None:
     race(monkeypatch)
-    assert ensure_claimed(queued, "exp") == queued.folder(State.RUNNING) / "exp.yaml"
+    assert ensure_claimed(queued, "exp") == queued.folder(ExperimentState.RUNNING) / "exp.yaml"
     assert state_of(queued.root, "exp") == "ConfigsInProgress"
 
 
 def test_a_failed_experiment_is_not_claimed(queued: Workspace) -> None:
-    queued.fail(queued.folder(State.QUEUED) / "exp.yaml", "broken")
+    queued.fail(queued.folder(ExperimentState.QUEUED) / "exp.yaml", "broken")
     with pytest.raises(OrchestrationError, match="is failed.*job-orchestration retry"):
         ensure_claimed(queued, "exp")
     assert state_of(queued.root, "exp") == "ConfigsFailed"

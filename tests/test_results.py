@@ -12,10 +12,11 @@ from orchestration.config.schema import check
 from orchestration.exceptions import UsageError
 from orchestration.records import run_record
 from orchestration.records.results import parse_where, results, table, to_csv
-from orchestration.workspace import State, Workspace
+from orchestration.states import ExperimentState
+from orchestration.workspace import Workspace
 
 
-def add(ws: Workspace, name: str, state: State = State.COMPLETED, returned: dict | None = None,
+def add(ws: Workspace, name: str, state: ExperimentState = ExperimentState.COMPLETED, returned: dict | None = None,
         **fields) -> Path:
     """An experiment as ``ready`` leaves it, its tasks done with ``returned`` values."""
     data = {"githubRepository": "r", "pathToTasks": f"/code/{name}", "outputDir": f"s/{name}",
@@ -44,7 +45,7 @@ def test_rows_hold_varying_config_and_returned_values(workspace):
     add(workspace, "b", lr=0.2, seed=1, model={"depth": 2}, returned={"train": {"loss": 0.5}})
     add(workspace, "a", lr=0.1, seed=1, model={"depth": 3},
         returned={"train": {"loss": 0.7}, "eval": 0.9})
-    add(workspace, "c", State.FAILED, lr=0.3, seed=1, model={"depth": 2}, returned={})
+    add(workspace, "c", ExperimentState.FAILED, lr=0.3, seed=1, model={"depth": 2}, returned={})
     rows = results(workspace)
     assert rows == [
         {"name": "a", "state": "completed", "config": {"lr": 0.1, "model.depth": 3},
@@ -93,7 +94,7 @@ def test_unreadable_or_unlisted_experiments_are_skipped(workspace):
     add(workspace, "good", lr=1)
     broken = add(workspace, "broken", lr=2)
     run_record.record_path(broken).write_text("{not json")
-    add(workspace, "source-only", State.SOURCE, lr=3)
+    add(workspace, "source-only", ExperimentState.NEW, lr=3)
     assert [r["name"] for r in results(workspace)] == ["good"]
 
 

@@ -12,7 +12,7 @@ from orchestration import submit
 from orchestration.config.loader import load_config
 from orchestration.exceptions import ConfigError, UsageError
 from orchestration.submission import _cached_hash, snapshot_hash
-from orchestration.workspace import State
+from orchestration.states import ExperimentState
 from tests.conftest import make_config
 
 TRAIN = [{"id": "train", "method": "Ledger"}]
@@ -37,7 +37,7 @@ def test_identical_points_of_one_call_are_written_once(ws, base):
     names = submit(base, sweep={"seed": [1, 1, 2]}, workspace=ws)
     assert names == ["base-seed1", "base-seed2"]
     [skipped] = names.skipped
-    assert (skipped.duplicate_of, skipped.duplicate_state) == ("base-seed1", State.SOURCE)
+    assert (skipped.duplicate_of, skipped.duplicate_state) == ("base-seed1", ExperimentState.NEW)
 
 
 def test_a_taken_name_with_a_different_config_gets_the_config_hash(ws, base, tasks_dir):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..exceptions import ExperimentFailed
 from ..reporter import Reporter, duration
-from ..workspace import ENV_VAR, State, Workspace
+from ..states import ExperimentState
+from ..workspace import ENV_VAR, Workspace
 from .cmd_ready import report_outcomes
 
 HELP = "run the bundled demo end to end"
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     fresh = []
     for config in sorted((folder / "configs").glob("*.yaml")):
         if ws.find(config.stem) is None:
-            fresh.append(Path(shutil.copy(config, ws.folder(State.SOURCE))))
+            fresh.append(Path(shutil.copy(config, ws.folder(ExperimentState.NEW))))
     if fresh:
         report_outcomes(ready_files(ws, fresh, base=folder), reporter)
     report = Worker(ws, workers=args.workers, exit_when_empty=True, poll=0.5,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..reporter import Reporter
-from ..workspace import State, Workspace
+from ..states import ExperimentState
+from ..workspace import Workspace
 
 HELP = "create the workspace folders"
 
@@ -25,6 +26,6 @@ def run_bare(args: argparse.Namespace, reporter: Reporter) -> int:
     """``job-orchestration`` with no command: set up the workspace and say what is next."""
     run(args, reporter)
     ws = Workspace.from_setting(args.workspace, must_exist=False)
-    reporter.line(f"next: put configs in {ws.folder(State.SOURCE)}, then run "
+    reporter.line(f"next: put configs in {ws.folder(ExperimentState.NEW)}, then run "
                   "`job-orchestration ready` and `job-orchestration worker`")
     return 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         if point.duplicate_of is not None:
             state = point.duplicate_state
             reporter.line(f"{point.name}: skipped, identical to {point.duplicate_of} "
-                          f"({state.label}, in {state.value}/){label}")
+                          f"({state.value}, in {state.folder}/){label}")
         else:
             renamed = " (readable name taken or too long: hash added)" if point.renamed else ""
             reporter.line(f"{point.name}: {'would write' if args.dry_run else 'written'}"

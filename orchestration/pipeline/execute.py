@@ -22,7 +22,8 @@ from ..fsutil import atomic_write_json, read_json, remove_stale_temp_files
 from ..records import run_provenance, run_record
 from ..records.provenance import ProvenanceCache
 from ..taskbase import prepare
-from ..workspace import State, Workspace
+from ..states import ExperimentState
+from ..workspace import Workspace
 from .isolation import AttemptOutcome, ProgressFn, run_attempt
 
 PROGRESS_RECORD_INTERVAL = 1.0
@@ -68,16 +69,16 @@ def ensure_claimed(ws: Workspace, name: str) -> Path:
         if found is None:
             continue
         state, path = found
-        if state is State.RUNNING:
+        if state is ExperimentState.RUNNING:
             return path
-        if state is not State.QUEUED:
+        if state is not ExperimentState.QUEUED:
             break
         if (claimed := claim_for_run(ws, path)) is not None:
             return claimed
     state, _ = ws.locate(name)
-    raise OrchestrationError(f"experiment {name!r} is {state.label}, not queued or running"
+    raise OrchestrationError(f"experiment {name!r} is {state.value}, not queued or running"
                              + ("; `job-orchestration retry` queues it again"
-                                if state is State.FAILED else ""))
+                                if state is ExperimentState.FAILED else ""))
 
 
 def _claim_holder() -> int:
@@ -104,7 +105,7 @@ def claim_for_run(ws: Workspace, path: Path, lease: float = claims.DEFAULT_LEASE
     except (OrchestrationError, ValueError, FileNotFoundError) as exc:
         # never readied (copied into the queue by hand) or its record is damaged: a failure
         # of this experiment, not a reason to stop the worker
-        claims.finish(ws, claimed, State.FAILED, f"cannot run {path.stem}: {exc}; put the "
+        claims.finish(ws, claimed, ExperimentState.FAILED, f"cannot run {path.stem}: {exc}; put the "
                       "config in ConfigSources and run `job-orchestration ready`")
         return None
     for folder in (output_dir, run_record.meta_dir(output_dir)):
@@ -188,7 +189,7 @@ def run_step(plan: Plan, task: TaskSpec, loader: TasksLoader,
                           lambda r: _task_failed(plan.output_dir, r, task.id, attempt, outcome,
                                                  reason))
         live.end()
-        claims.finish(plan.ws, path, State.FAILED, reason)
+        claims.finish(plan.ws, path, ExperimentState.FAILED, reason)
     except OSError as exc:  # a full disk, say: the worker decides what to do with the claim
         raise StepFailed(f"{reason.strip()}\nthe failure could not be recorded: {exc}") from None
     raise StepFailed(reason.strip())
@@ -224,7 +225,7 @@ def _task_failed(output_dir: Path, record: dict, task_id: str, attempts: int,
 def finalize(plan: Plan) -> None:
     """All steps are done: sync the record from the markers, then move to Completed."""
     state, path = plan.ws.locate(plan.name)
-    if state is State.COMPLETED:
+    if state is ExperimentState.COMPLETED:
         return
     def change(record: dict) -> None:
         run_record.sync_markers(plan.output_dir, record)
@@ -232,7 +233,7 @@ def finalize(plan: Plan) -> None:
         record.pop("error", None)
 
     run_record.update(plan.output_dir, change)
-    claims.finish(plan.ws, path, State.COMPLETED)
+    claims.finish(plan.ws, path, ExperimentState.COMPLETED)
 
 
 class _LiveStep:

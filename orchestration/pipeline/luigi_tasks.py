@@ -15,7 +15,8 @@ import luigi
 from luigi.parameter import ParameterVisibility
 
 from ..config.tasks_module import TasksLoader
-from ..workspace import ENV_VAR, State, Workspace
+from ..states import ExperimentState
+from ..workspace import ENV_VAR, Workspace
 from .execute import Plan, finalize, run_step
 from .progress import LuigiProgress
 
@@ -96,7 +97,7 @@ class Experiment(luigi.Task):
 
     def complete(self) -> bool:
         found = _workspace(self.workspace).find(self.name)
-        return found is not None and found[0] is State.COMPLETED
+        return found is not None and found[0] is ExperimentState.COMPLETED
 
     def run(self) -> None:
         finalize(self.plan)
@@ -114,4 +115,4 @@ class Queue(luigi.WrapperTask):
 
     def requires(self) -> list[Experiment]:
         ws = _workspace(self.workspace)
-        return [Experiment(str(ws.root), p.stem) for p in ws.config_files(State.QUEUED)]
+        return [Experiment(str(ws.root), p.stem) for p in ws.config_files(ExperimentState.QUEUED)]

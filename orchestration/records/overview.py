@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import claims, eta
-from ..workspace import State, Workspace
+from ..states import ExperimentState
+from ..workspace import Workspace
 from . import run_record
 from .summary import listed, summarize
 
@@ -51,7 +52,7 @@ def collect(ws: Workspace, now: float | None = None) -> Overview:
     One pass: each record is summarised and learned from, then dropped unless the
     experiment is unfinished (holding 10,000 parsed records costs more than reading them)."""
     now = time.time() if now is None else now
-    live = claims.live_claims(ws, [p.stem for p in ws.config_files(State.RUNNING)])
+    live = claims.live_claims(ws, [p.stem for p in ws.config_files(ExperimentState.RUNNING)])
     history = eta.History()
     rows, unfinished = [], []
     # Parsed JSON has no reference cycles, but the cyclic collector would still walk the
@@ -65,15 +66,15 @@ def collect(ws: Workspace, now: float | None = None) -> Overview:
             rows.append(info)
             if record is not None:
                 history.learn(record, live=info["name"] in live)
-            if state in (State.QUEUED, State.RUNNING):
+            if state in (ExperimentState.QUEUED, ExperimentState.RUNNING):
                 unfinished.append((info["name"], record))
     finally:
         gc.enable()
     forecast = eta.forecast(history, unfinished, live, now)
     for info in rows:
-        info["eta_seconds"] = (0.0 if info["state"] == State.COMPLETED.label
+        info["eta_seconds"] = (0.0 if info["state"] == ExperimentState.COMPLETED.value
                                else _round(forecast.per_experiment.get(info["name"])))
-        if info["state"] == State.RUNNING.label:
+        if info["state"] == ExperimentState.RUNNING.value:
             info["worker_alive"] = info["name"] in live
     return Overview(rows, dict(Counter(r["state"] for r in rows)), _round(forecast.total),
                     len(live))

@@ -100,7 +100,7 @@ def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
                 for entry in entries:
                     stem, ext = os.path.splitext(entry.name)
                     if ext in CONFIG_SUFFIXES and not entry.name.startswith((".", "~", "#")):
-                        states[stem] = state.label
+                        states[stem] = state.value
         except FileNotFoundError:
             continue
     for name, output_dir in sorted(ws.registered().items()):

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..exceptions import WorkspaceError
-from ..workspace import State, Workspace
+from ..states import ExperimentState
+from ..workspace import Workspace
 from . import run_record
 
-LISTED = (State.QUEUED, State.RUNNING, State.COMPLETED, State.FAILED)
+LISTED = (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.COMPLETED, ExperimentState.FAILED)
 
 
 def _task_rows(record: dict) -> list[dict[str, Any]]:
@@ -32,14 +33,14 @@ def _task_rows(record: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def summarize(ws: Workspace, name: str, state: State, path: Path,
+def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path,
               output_dir: Path | None = None, with_config: bool = True,
               record: dict | None = None) -> dict[str, Any]:
     """The ``show --json`` view of one experiment (``record``: its run record, if the caller
     has read it already)."""
-    info: dict[str, Any] = {"name": name, "state": state.label, "config_file": str(path),
+    info: dict[str, Any] = {"name": name, "state": state.value, "config_file": str(path),
                             "commit": None, "dirty": None, "output_dir": None, "tasks": []}
-    if state is State.FAILED:
+    if state is ExperimentState.FAILED:
         error = ws.error_file(path)
         info["error"] = error.read_text().strip() if error.exists() else None
     try:
@@ -61,7 +62,7 @@ def summarize(ws: Workspace, name: str, state: State, path: Path,
     return info
 
 
-def listed(ws: Workspace) -> Iterator[tuple[State, Path, Path | None]]:
+def listed(ws: Workspace) -> Iterator[tuple[ExperimentState, Path, Path | None]]:
     """Every queued, running, completed or failed config and its output folder (None if it
     was never readied), without reading any record."""
     links = ws.registered()

@@ -27,7 +27,7 @@ from typing import Callable
 
 from orchestration import claims, fsutil
 from orchestration.cli.main import main
-from orchestration.workspace import State
+from orchestration.states import ExperimentState
 
 WORKER = os.getpid()
 
@@ -53,8 +53,8 @@ def kill_writing(spec: str) -> None:
 def kill_finishing(state: str) -> None:
     real_finish = claims.finish
 
-    def finish(ws, path: Path, to: State, reason: str | None = None) -> Path:  # noqa: ANN001
-        if to.value == state:
+    def finish(ws, path: Path, to: ExperimentState, reason: str | None = None) -> Path:  # noqa: ANN001
+        if to.folder == state:
             _kill_worker()
         return real_finish(ws, path, to, reason)
 
