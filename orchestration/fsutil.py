@@ -1,12 +1,15 @@
-"""Crash-safe file writes: a reader sees the old content or the new, never a torn file.
+"""Crash-safe file writes, locks and process checks: the few primitives every state change uses.
 
-Markers and run records are the only evidence that work finished, so they are written to a
-temp file in the same folder, fsynced, renamed over the target and the folder fsynced.
+A reader sees a file's old content or its new one, never a torn file: markers and run records
+are the only evidence that work finished, so they are written to a temp file in the same
+folder, fsynced, renamed over the target and the folder fsynced (``atomic_write``).
 """
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
+import math
 import os
 import socket
 import time
@@ -17,11 +20,13 @@ from typing import Any, Iterator
 TMP_MARK = ".tmp-orch-"
 HOST = socket.gethostname()
 FOREIGN_TEMP_SECONDS = 3600.0  # one write takes far less; older is a crash's leftover
+_TEMP_NAME_CHARS = 60  # of the target's name: temp names must fit NAME_MAX with host and pid
+_serial = itertools.count()
 
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -31,48 +36,76 @@ def fsync_dir(folder: Path) -> None:
 def temp_path(path: Path) -> Path:
     """Where to write ``path`` before renaming it into place: named by host and pid, so a
     cleanup on any machine of a shared workspace can tell a live writer's file."""
-    return path.with_name(f"{TMP_MARK}{os.getpid()}@{HOST}~{path.name}")
+    return path.with_name(f"{TMP_MARK}{os.getpid()}@{HOST}~{next(_serial)}~"
+                          f"{path.name[:_TEMP_NAME_CHARS]}")
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically; ``durable`` adds the fsyncs."""
+def atomic_write(path: Path, data: bytes | str, *, durable: bool = True,
+                 exclusive: bool = False) -> None:
+    """Put ``data`` at ``path`` whole or not at all.
+
+    ``durable`` adds the fsyncs (file, then folder) that make the write survive a power cut.
+    ``exclusive`` never replaces an existing file (FileExistsError): the file is linked into
+    place instead of renamed, which fails if the name is taken.
+    """
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if exclusive or os.path.lexists(tmp):
+            tmp.unlink(missing_ok=True)
     if durable:
         fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), durable)
+def json_safe(value: Any, non_finite: Any = None) -> Any:
+    """``value`` with every NaN or infinity replaced by ``non_finite``: they are not JSON,
+    and other tools (jq, browsers, pandas' strict readers) refuse files that hold them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return non_finite(value) if callable(non_finite) else non_finite
+    if isinstance(value, dict):
+        return {k: json_safe(v, non_finite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, non_finite) for v in value]
+    return value
+
+
+def dumps(data: Any, indent: int | None = 1) -> str:
+    """JSON as every file of ours holds it: valid JSON (non-finite numbers as strings)."""
+    try:
+        return json.dumps(data, indent=indent, default=str, allow_nan=False)
+    except ValueError:  # a NaN somewhere: rare, so the walk is paid only then
+        return json.dumps(json_safe(data, repr), indent=indent, default=str)
 
 
 def atomic_write_json(path: Path, data: Any, durable: bool = True) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=1, default=str).encode(), durable)
-
-
-@contextmanager
-def locked(path: Path, mode: int = 0o600) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    atomic_write(path, dumps(data), durable=durable)
 
 
 def read_json(path: Path) -> Any:
     with open(path, "rb") as fh:
         return json.loads(fh.read())
+
+
+@contextmanager
+def locked(path: Path, mode: int = 0o600) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block; yields the
+    descriptor, so a forked child can close it (a lock inherited by a child that outlives the
+    block would hold it on)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temp_files(folder: Path) -> int:
@@ -97,8 +130,7 @@ def remove_stale_temp_files(folder: Path) -> int:
 
 
 def _writer_may_be_alive(entry: os.DirEntry) -> bool:
-    rest = entry.name[len(TMP_MARK):]
-    owner = rest.split("~", 1)[0] if "~" in rest else rest.split("-", 1)[0]
+    owner = entry.name[len(TMP_MARK):].split("~", 1)[0]
     pid, _, host = owner.partition("@")
     if host and host != HOST:  # another machine's pid means nothing here: go by age
         try:
@@ -109,7 +141,9 @@ def _writer_may_be_alive(entry: os.DirEntry) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this host (zombies count as dead)."""
+    """True when a process with ``pid`` runs on this host (a zombie has finished: dead)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

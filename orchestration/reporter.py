@@ -14,6 +14,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .fsutil import json_safe
+
 _DIFF_STYLES = (("diff --git", "bold"), ("+++", "bold"), ("---", "bold"), ("@@", "cyan"),
                 ("+", "green"), ("-", "red"))
 
@@ -34,8 +36,13 @@ class Reporter:
         self.err.print(f"error: {text}", style="red", markup=False)
 
     def json(self, data: Any, indent: int | None = 2) -> None:
-        """``indent=None``: one line, several times faster for big outputs (C encoder)."""
-        self.out.file.write(json.dumps(data, indent=indent, default=str) + "\n")
+        """``indent=None``: one line, several times faster for big outputs (C encoder).
+        Always valid JSON: a NaN or infinity (not JSON) is written as null."""
+        try:
+            text = json.dumps(data, indent=indent, default=str, allow_nan=False)
+        except ValueError:
+            text = json.dumps(json_safe(data), indent=indent, default=str)
+        self.out.file.write(text + "\n")
 
     def raw(self, text: str) -> None:
         """Machine-readable text (CSV), written exactly as given."""
@@ -60,12 +67,14 @@ class Reporter:
 
 
 def render_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                 title: str | None = None, caption: str | None = None) -> Table:
+                 title: str | None = None, caption: str | None = None,
+                 row_styles: Sequence[str | None] | None = None) -> Table:
     """A table as ``Reporter.table`` prints it, for views that compose or redraw it."""
     table = Table(*columns, title=title, caption=caption, show_edge=False,
                   header_style="bold", caption_justify="left")
-    for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))  # no markup
+    for i, row in enumerate(rows):
+        table.add_row(*(Text("" if v is None else str(v)) for v in row),  # no markup
+                      style=row_styles[i] if row_styles else None)
     return table
 
 

@@ -1,18 +1,26 @@
 """``retry``: give a failed experiment another go without losing anything.
 
-An experiment that had been readied is re-validated against today's code and queued again:
-finished steps keep their markers (so they are skipped), outputs and logs stay. A config that
-was rejected at ``ready`` simply goes through ``ready`` again.
+The experiment is re-validated (today's code, and the config file if it was edited since)
+and queued again: finished steps keep their markers and are skipped, outputs and logs stay.
+It runs the code it was readied with: ``pathToTasks`` was recorded absolute at ``ready``,
+so where ``retry`` is run from does not matter. An edited config is a new snapshot: steps
+finished for the old one run again (a marker counts only for the snapshot it was made for).
+A config that was rejected at ``ready`` simply goes through ``ready`` again.
 """
 from __future__ import annotations
 
-import time
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
-from .config.schema import spec_from_snapshot
-from .exceptions import ConfigError, WorkspaceError
-from .ready import Outcome, ReadyContext, ready_files, ready_lock, validate_spec
+from . import lifecycle
+from .config.loader import load_config
+from .config.schema import ExperimentSpec, check, spec_from_snapshot
+from .config.validate import tasks_folder
+from .exceptions import ConfigError, RecordError, WrongState
+from .ready import Outcome, Readier, expand_date_time, ready_lock, settle
 from .records import run_record
+from .records.run_record import RunRecord
 from .states import ExperimentState
 from .workspace import Workspace
 
@@ -20,36 +28,61 @@ from .workspace import Workspace
 def retry(ws: Workspace, name: str, base: Path | None = None) -> Outcome:
     state, path = ws.locate(name)
     if state is not ExperimentState.FAILED:
-        raise WorkspaceError(f"{name} is {state.value}; only failed experiments can be retried")
-    if name not in ws.registered():
-        return ready_files(ws, [ws.move(path, ExperimentState.NEW)], base)[0]
+        raise WrongState(f"{name} is {state.value}; only failed experiments can be retried")
     with ready_lock(ws):
-        ctx = ReadyContext(ws=ws, base=base or Path.cwd(), in_use=ws.registered())
+        readier = Readier(ws, base)
+        if name not in ws.registered():  # rejected at ready: judge it again, as ready would
+            return readier.run([ws.move(path, ExperimentState.NEW)])[0]
         output_dir = ws.output_dir(name)
-        record = run_record.load_named(ws, name)
         try:
-            spec = spec_from_snapshot(record["config"])
-        except (KeyError, ValueError) as exc:
-            raise WorkspaceError(f"the run record of {name} ({run_record.record_path(output_dir)})"
-                                 f" is damaged ({exc}); `rerun` or a fresh `ready` of its config "
-                                 "gives it a new one") from None
+            record = RunRecord.load(output_dir)
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"the run record of {name} ({run_record.record_path(output_dir)})"
+                              f" is damaged ({exc}); `job-orchestration remove {name}` and a "
+                              "fresh `ready` of its config give it a new one") from None
+        settle([path])  # an edited config may still be being written
         try:
-            _, _, warnings, prov = validate_spec(ctx, path, name, spec)
+            source = readier._read_capped(path)
+            spec = _spec(path, source, record)
+            candidate = readier.prepare_spec(path, name, spec, source, own_name=name)
+            readier.validate([candidate])
+            if candidate.problems:
+                raise ConfigError(path, candidate.problems)
         except ConfigError as exc:
-            ws.fail(path, str(exc))
+            lifecycle.reject(ws, path, str(exc))
             return Outcome(name, False, str(exc))
+        changed = run_record.config_hash(spec.data) != record.config_sha256
 
-        def change(rec: dict) -> None:
-            if rec.get("provenance") != prov:
-                rec.setdefault("previous_provenance", []).append(rec.get("provenance"))
-                rec["provenance"] = prov
-            for task in rec["tasks"].values():
-                if task["state"] != "done":
-                    task.update(state="pending", error=None, progress=None)
-            rec.update(state="queued", error=None, retried_at=time.time())
+        def change(rec: RunRecord) -> None:
+            if changed:  # an edited config: a new snapshot
+                rec.config, rec.config_sha256 = spec.data, run_record.config_hash(spec.data)
+                rec.source_sha256 = hashlib.sha256(source).hexdigest()
+            if rec.provenance != candidate.provenance:
+                rec.previous_provenance.append(rec.provenance.to_json())
+                rec.provenance = candidate.provenance
+            rec.run_provenance = None
 
-        run_record.update(output_dir, change)
-        ws.error_file(path).unlink(missing_ok=True)
-        ws.move(path, ExperimentState.QUEUED)
-    return Outcome(name, True, f"{name}: queued again; finished steps will be skipped",
-                   warnings=warnings)
+        lifecycle.retry(ws, name, path, change)
+    note = ("the config was edited since ready: steps run again for the new snapshot"
+            if changed else "finished steps will be skipped")
+    return Outcome(name, True, f"{name}: queued again; {note}", warnings=candidate.warnings)
+
+
+def _spec(path: Path, source: bytes, record: RunRecord) -> ExperimentSpec:
+    """The recorded snapshot when the file is as it was readied, else the edited file
+    resolved the way ``ready`` resolved it (relative paths against ready's folder)."""
+    if hashlib.sha256(source).hexdigest() == record.source_sha256:
+        return spec_from_snapshot(record.config)
+    data = load_config(path, source)
+    spec, problems = check(data)
+    if spec is None:
+        raise ConfigError(path, problems)
+    base = Path(record.readied_in) if record.readied_in else Path.cwd()
+    data["pathToTasks"] = str(tasks_folder(spec.path_to_tasks, base))
+    data["outputDir"] = expand_date_time(spec.output_dir)
+    if data["outputDir"] != record.config.get("outputDir"):
+        raise ConfigError(path, [f"outputDir: changed from {record.config.get('outputDir')!r}"
+                                 f" to {data['outputDir']!r}; a retry keeps its output folder "
+                                 "(to use another one, `job-orchestration remove` the "
+                                 "experiment and ready the config again)"])
+    return replace(spec, path_to_tasks=data["pathToTasks"], output_dir=data["outputDir"])

@@ -1,15 +1,16 @@
-"""The worker: claim configs one by one and run each as its own small Luigi graph.
+"""The worker: claim configs and hand them to its slot runners, keep their claims alive.
 
-One Luigi graph per experiment keeps Luigi's scheduling cost flat (its cost grows with the
-graph's size; benchmarks/overhead.py). Each experiment runs in a forked *runner* process, so user
-code imported for one experiment never leaks into the next and a crash in it costs one
-experiment. Luigi and our pipeline are imported here, before the fork, so a runner starts
-warm. Up to ``workers`` runners go at once. The worker process itself runs no user code;
-it claims, watches runners, beats the claims' heartbeats and does the final bookkeeping.
+The worker process is lean (it never imports Luigi nor user code): it claims, beats the
+heartbeat of its claims, reaps the claims of dead workers, and starts the notifier when an
+experiment ends. Each of its ``--workers N`` slots is a runner process (``runner.py``) that
+runs the experiments it is given one after another; a runner that dies costs the one
+experiment it was running (queued again when something stopped it from outside, failed when
+it crashed), and the worker starts another.
 """
 from __future__ import annotations
 
-import logging
+import configparser
+import json
 import os
 import select
 import signal
@@ -20,27 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import luigi
-from luigi.execution_summary import LuigiStatusCode
-from luigi.rpc import RPCError
-
-from . import claims
-from .exceptions import OrchestrationError, WorkspaceError
-from .fsutil import remove_stale_temp_files
-from .pipeline import Experiment
-from .pipeline.execute import StepFailed, claim_for_run, note_ended
-from .pipeline.isolation import die_with_parent
-from .records import run_record
+from . import claims, lifecycle
+from .exceptions import OrchestrationError, SchedulerUnreachable
+from .failures import FailureCause
+from .fsutil import HOST
+from .notify import DEFAULT_TIMEOUT, Notifier
+from .records import run_provenance
 from .records.provenance import ProvenanceCache
-from .records.run_provenance import RECHECK_SECONDS
+from .records.run_record import RunRecord
+from .runner import RunnerSettings, runner_main
 from .states import ExperimentState
 from .workspace import Workspace
 
 POLL_SECONDS = 2.0
 REAP_EVERY_POLLS = 5  # look for claims of dead workers every 5 polls, not only at start
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)  # a runner ended by these was stopped, not broken
-RESOURCE_WAIT_SECONDS = 1.0
-EXIT_SCHEDULER_UNREACHABLE = 3
+LUIGI_CONFIGS = ("/etc/luigi/client.cfg", "/etc/luigi/luigi.cfg", "client.cfg", "luigi.cfg")
 
 
 @dataclass
@@ -49,85 +44,32 @@ class WorkerReport:
     failed: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    stopped_by: int | None = None  # the signal that stopped the worker
 
 
 @dataclass
-class _Runner:
-    name: str
-    path: Path
+class _Slot:
+    """One runner process and what it is running."""
+
     pid: int
     pidfd: int
-    started: float
+    commands: int
+    events: int
+    buffer: bytes = b""
+    running: str | None = None
+    started: float = 0.0
 
 
-def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> list[str]:
-    """Repair what a crash left: temp files, claims of dead workers, and runs whose record
-    says completed but whose config never made the final move. Returns what it did."""
-    done = []
-    for state in ExperimentState:
-        remove_stale_temp_files(ws.folder(state))
-    done += requeue_dead(ws, lease)
-    for path in ws.config_files(ExperimentState.QUEUED):
-        try:
-            record = run_record.load(ws.output_dir(path.stem))
-        except (WorkspaceError, ValueError, OSError):
-            continue
-        if record.get("state") == "completed":
-            try:
-                claims.finish(ws, path, ExperimentState.COMPLETED)
-            except FileNotFoundError:
-                continue  # another worker starting at the same time moved it
-            done.append(f"{path.stem}: had completed; moved to {ExperimentState.COMPLETED.folder}")
-    return done
-
-
-def requeue_dead(ws: Workspace, lease: float) -> list[str]:
-    """Put the claims of dead workers back in the queue; returns what it did."""
-    done = []
-    for name in claims.requeue_dead(ws, lease):
-        note_ended(ws, name, "queued")
-        done.append(f"{name}: its worker died; queued again (finished steps are kept)")
-    return done
-
-
-def _claim_number(ws: Workspace, name: str) -> str:
-    """Which claim of the experiment this run is (1 for its first): part of its Luigi task
-    ids, so luigid never confuses a step left RUNNING by a killed worker (luigid waits
-    ``worker_disconnect_delay`` before it lets go of it) with the same step run again."""
-    return str(len(run_record.load(ws.output_dir(name)).get("attempts", [])))
-
-
-def _runner_main(ws: Workspace, name: str, scheduler_url: str | None) -> int:
-    """Body of a runner process: one ``luigi.build`` of one experiment."""
-    die_with_parent()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    logging.getLogger("luigi-interface").addFilter(_hide_step_failures)
-    kwargs = {"scheduler_url": scheduler_url} if scheduler_url else {"local_scheduler": True}
-    experiment = Experiment(str(ws.root), name, claim=_claim_number(ws, name))
-    while True:
-        try:
-            result = luigi.build([experiment], detailed_summary=True,
-                                 workers=1, log_level="WARNING", **kwargs)
-        except RPCError:  # luigid went away mid-run: Luigi raises this instead of reporting it
-            return EXIT_SCHEDULER_UNREACHABLE
-        if result.status is not LuigiStatusCode.NOT_RUN or not scheduler_url:
-            break  # a local scheduler holds a step back only for a resource it can never give
-        # luigid held a step back (its resources are in use by another worker's step). A Luigi
-        # worker without keep_alive gives up at once; with it, it would also wait out a failed
-        # step's retry_delay. So ask again until it is our turn.
-        time.sleep(RESOURCE_WAIT_SECONDS)
-    if result.status is LuigiStatusCode.SCHEDULING_FAILED and scheduler_url:
-        try:  # only a luigid that stopped answering is not the experiment's fault
-            check_scheduler(scheduler_url)
-        except OrchestrationError:
-            return EXIT_SCHEDULER_UNREACHABLE
-    return 0 if result.status in (LuigiStatusCode.SUCCESS,
-                                  LuigiStatusCode.SUCCESS_WITH_RETRY) else 1
-
-
-def unreachable(url: str) -> str:
-    return f"cannot reach the Luigi scheduler at {url}; start it with `job-orchestration scheduler`"
+def configured_scheduler_url() -> str | None:
+    """``[core] default-scheduler-url`` of Luigi's own config files, read as Luigi reads
+    them (same files, same order), without importing Luigi into the worker."""
+    parser = configparser.ConfigParser(interpolation=None)
+    extra = os.environ.get("LUIGI_CONFIG_PATH")
+    parser.read([*LUIGI_CONFIGS, *([extra] if extra else [])])
+    for key in ("default-scheduler-url", "default_scheduler_url"):
+        if parser.get("core", key, fallback=None):
+            return parser.get("core", key)
+    return None
 
 
 def check_scheduler(url: str, timeout: float = 10.0) -> None:
@@ -141,84 +83,94 @@ def check_scheduler(url: str, timeout: float = 10.0) -> None:
     except urllib.error.HTTPError:
         return  # something answered
     except (OSError, ValueError) as exc:  # URLError is an OSError
-        raise OrchestrationError(f"{unreachable(url)} ({getattr(exc, 'reason', exc)})") from None
+        raise SchedulerUnreachable(f"{unreachable(url)} ({getattr(exc, 'reason', exc)})"
+                                   ) from None
 
 
-def _hide_step_failures(record: logging.LogRecord) -> bool:
-    """A failed step is already reported (and its traceback is in its log): spare the
-    terminal Luigi's second copy of it."""
-    return not (record.exc_info and isinstance(record.exc_info[1], StepFailed))
-
-
-def _fork_runner(ws: Workspace, name: str, path: Path, scheduler_url: str | None) -> _Runner:
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = _runner_main(ws, name, scheduler_url)
-        except BaseException:
-            logging.getLogger("orchestration").exception("runner for %s crashed", name)
-        finally:
-            os._exit(code)
-    return _Runner(name, path, pid, os.pidfd_open(pid), time.time())
+def unreachable(url: str | None) -> str:
+    return f"cannot reach the Luigi scheduler at {url}; start it with `job-orchestration scheduler`"
 
 
 class Worker:
     """Drains the queue; ``run()`` returns when the queue is empty (``exit_when_empty``) or
-    after ``stop()`` (SIGTERM/Ctrl-C), releasing unfinished claims."""
+    after ``stop()`` (SIGTERM/Ctrl-C), putting unfinished experiments back in the queue."""
 
     def __init__(self, ws: Workspace, workers: int = 1, scheduler_url: str | None = None,
                  exit_when_empty: bool = False, poll: float = POLL_SECONDS,
-                 lease: float = claims.DEFAULT_LEASE_SECONDS,
-                 on_event: Callable[[str], None] = lambda msg: None) -> None:
-        self.ws, self.workers, self.scheduler_url = ws, max(1, workers), scheduler_url
-        self.exit_when_empty, self.poll, self.lease, self.on_event = (
-            exit_when_empty, poll, lease, on_event)
+                 lease: float = claims.DEFAULT_LEASE_SECONDS, gpus: list[str] | None = None,
+                 slots_per_gpu: int = 1, notify: list[str] | None = None,
+                 notify_timeout: float = DEFAULT_TIMEOUT,
+                 on_event: Callable[[str], None] = lambda msg: None,
+                 on_ended: Callable[[Workspace, str], None] = lambda ws, name: None) -> None:
+        self.ws, self.workers, self.exit_when_empty = ws, max(1, workers), exit_when_empty
+        self.poll, self.lease, self.on_event, self.on_ended = poll, lease, on_event, on_ended
+        self.settings = RunnerSettings(str(ws.root), scheduler_url, tuple(gpus or ()),
+                                       slots_per_gpu, os.getpid())
+        self.notifier = Notifier(notify, notify_timeout, on_event)
         self.report = WorkerReport()
-        self.running: dict[int, _Runner] = {}
+        self.slots: list[_Slot] = []
         self.stopping = False
-        self.provenance = ProvenanceCache(max_age=RECHECK_SECONDS)
+        self.provenance = ProvenanceCache(max_age=run_provenance.RECHECK_SECONDS)
         self.candidates: list[Path] = []  # the queue as last listed, claimed front to back
 
-    def stop(self, *_: object) -> None:
+    def stop(self, signum: int = signal.SIGTERM, *_: object) -> None:
         self.stopping = True
+        self.report.stopped_by = self.report.stopped_by or signum
 
+    # --- the loop ---------------------------------------------------------------------------
     def run(self) -> WorkerReport:
-        if self.scheduler_url:
-            check_scheduler(self.scheduler_url)
-        for msg in reconcile(self.ws, self.lease):
+        if self.settings.scheduler_url:
+            check_scheduler(self.settings.scheduler_url)
+        for msg in lifecycle.reconcile(self.ws, self.lease):
             self.on_event(msg)
         if not self.exit_when_empty:
-            self.on_event(f"worker {os.getpid()} on {claims.HOST} is waiting for configs; "
-                          "Ctrl-C stops it (unfinished experiments go back to the queue)")
+            self.on_event(f"worker {os.getpid()} on {HOST} is waiting for configs; Ctrl-C "
+                          "stops it (unfinished experiments go back to the queue)")
         last_beat = last_reap = time.monotonic()
-        while True:
-            if time.monotonic() - last_reap > self.poll * REAP_EVERY_POLLS:
-                for msg in requeue_dead(self.ws, self.lease):
-                    self.on_event(msg)
-                last_reap = time.monotonic()
-            if not self.stopping:
-                self._fill()
-            if not self.running and (self.stopping or self.exit_when_empty):
-                break
-            self._wait()
-            if time.monotonic() - last_beat > self.poll:
-                claims.heartbeat(self.ws, [r.name for r in self.running.values()])
-                last_beat = time.monotonic()
-            if self.stopping and self.running:
-                self._release_all()
+        try:
+            while True:
+                if time.monotonic() - last_reap > self.poll * REAP_EVERY_POLLS:
+                    for msg in lifecycle.reap_dead(self.ws, self.lease):
+                        self.on_event(msg)
+                    last_reap = time.monotonic()
+                if not self.stopping:
+                    self._fill()
+                if not self._busy() and (self.stopping or self.exit_when_empty):
+                    break
+                self._wait()
+                self.notifier.poll()
+                if time.monotonic() - last_beat > self.poll:
+                    claims.heartbeat(self.ws, [s.running for s in self.slots if s.running])
+                    last_beat = time.monotonic()
+                if self.stopping and self._busy():
+                    self._stop_runners()
+        finally:
+            self._close_runners()
+            self.notifier.finish()
         return self.report
 
+    def _busy(self) -> bool:
+        return any(slot.running for slot in self.slots)
+
     def _fill(self) -> None:
-        while len(self.running) < self.workers:
+        while sum(1 for s in self.slots if s.running) < self.workers and not self.stopping:
             claimed = self._claim_next()
             if claimed is None:
                 return
-            runner = _fork_runner(self.ws, claimed.stem, claimed, self.scheduler_url)
-            self.running[runner.pidfd] = runner
-            self.on_event(f"{claimed.stem}: started")
+            try:
+                slot = self._free_slot()
+                os.write(slot.commands, json.dumps({"run": claimed.name,
+                                                    "claim": claimed.number}).encode() + b"\n")
+            except OSError as exc:  # no runner could start (out of processes, say)
+                lifecycle.requeue(self.ws, claimed.name, FailureCause.INTERRUPTED,
+                                  f"no runner process could start: {exc}")
+                self.report.errors.append(f"cannot start a runner process: {exc}")
+                self.stopping = True
+                return
+            slot.running, slot.started = claimed.name, time.time()
+            self.on_event(f"{claimed.name}: started")
 
-    def _claim_next(self) -> Path | None:
+    def _claim_next(self) -> lifecycle.Claim | None:
         """Claim the next queued config. The queue folder is listed again only when the
         last listing is used up: listing it for every claim made a long queue quadratic."""
         listed = False
@@ -229,74 +181,162 @@ class Worker:
                 self.candidates = self.ws.config_files(ExperimentState.QUEUED)[::-1]
                 listed = True
                 continue
-            claimed = claim_for_run(self.ws, self.candidates.pop(), self.lease,
-                                    self.provenance)
+            path = self.candidates.pop()
+            try:
+                claimed = lifecycle.claim(self.ws, path, os.getpid(), self.lease,
+                                          note=self._recheck(path.stem))
+            except (OrchestrationError, ValueError) as exc:
+                self._unrunnable(path, exc)
+                continue
             if claimed is not None:
                 return claimed
 
-    def _wait(self) -> None:
+    def _recheck(self, name: str) -> Callable[[RunRecord], None]:
+        """The code state captured again at claim time (see run_provenance)."""
+        return run_provenance.recheck(self.ws.output_dir(name), self.provenance)
+
+    def _unrunnable(self, path: Path, exc: Exception) -> None:
+        """A queued config the worker cannot run (never readied: copied into the queue by
+        hand, or its record is damaged): that experiment fails, the worker goes on."""
+        name = path.stem
+        why = (f"cannot run {name}: {exc}; put the config in ConfigSources and run "
+               "`job-orchestration ready`")
         try:
-            ready, _, _ = select.select(list(self.running), [], [], self.poll)
+            if path.parent == self.ws.folder(ExperimentState.QUEUED):
+                self.ws.move(path, ExperimentState.RUNNING)  # out of every worker's way
+            lifecycle.fail(self.ws, name, why)
+        except OSError:  # taken by another worker meanwhile, or a full disk
+            return
+        self.report.failed.append(name)
+        self.on_event(f"{name}: FAILED: {why}")
+
+    # --- runners ----------------------------------------------------------------------------
+    def _free_slot(self) -> _Slot:
+        for slot in self.slots:
+            if slot.running is None:
+                return slot
+        slot = self._start_runner()
+        self.slots.append(slot)
+        return slot
+
+    def _start_runner(self) -> _Slot:
+        cmd_read, cmd_write = os.pipe()
+        ev_read, ev_write = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(cmd_write)
+            os.close(ev_read)
+            for slot in self.slots:  # another runner's pipes are not ours to hold
+                for fd in (slot.commands, slot.events, slot.pidfd):
+                    os.close(fd)
+            runner_main(self.settings, cmd_read, ev_write, parent)
+        os.close(cmd_read)
+        os.close(ev_write)
+        return _Slot(pid, os.pidfd_open(pid), cmd_write, ev_read)
+
+    def _wait(self) -> None:
+        fds = [s.events for s in self.slots] + [s.pidfd for s in self.slots]
+        try:
+            ready, _, _ = select.select(fds, [], [], self.poll)
         except InterruptedError:
             return
-        for fd in ready:
-            runner = self.running.pop(fd)
-            os.close(fd)
-            _, status = os.waitpid(runner.pid, 0)
-            self._finished(runner, status)
+        for slot in list(self.slots):
+            if slot.events in ready:
+                self._read_events(slot)
+            if slot.pidfd in ready and slot in self.slots:
+                self._runner_died(slot)
 
-    def _finished(self, runner: _Runner, status: int) -> None:
-        found = self.ws.find(runner.name)
-        state = found[0] if found else None
-        seconds = time.time() - runner.started
-        if state is ExperimentState.RUNNING:
-            code = os.waitstatus_to_exitcode(status)
-            interrupted = os.WIFSIGNALED(status) and os.WTERMSIG(status) in INTERRUPTS
-            if code == EXIT_SCHEDULER_UNREACHABLE or self.stopping or interrupted:
-                if code == EXIT_SCHEDULER_UNREACHABLE:
-                    why = "the Luigi scheduler could not be reached"
-                elif self.stopping:
-                    why = "the worker is stopping"
-                else:
-                    why = f"its runner was stopped by {signal.Signals(-code).name}"
-                self._give_back(runner.name, found[1], why)
-                if code == EXIT_SCHEDULER_UNREACHABLE and not self.stopping:
-                    self.report.errors.append(unreachable(self.scheduler_url))
-                    self.stopping = True
-                return
-            reason = (f"the run ended without finishing (runner exit status {code}); see "
-                      f"the step logs in {self.ws.output_dir(runner.name) / 'logs'}")
+    def _read_events(self, slot: _Slot) -> None:
+        chunk = os.read(slot.events, 65536)
+        if not chunk:
+            return  # the runner is exiting: its pidfd says how
+        slot.buffer += chunk
+        *lines, slot.buffer = slot.buffer.split(b"\n")
+        for line in lines:
+            message = json.loads(line)
+            if "ended" in message:
+                slot.running = None
+                self._ended(message["ended"], message["state"], message.get("why"),
+                            time.time() - slot.started)
+
+    def _runner_died(self, slot: _Slot) -> None:
+        _, status = os.waitpid(slot.pid, 0)
+        self.slots.remove(slot)
+        for fd in (slot.pidfd, slot.commands, slot.events):
+            os.close(fd)
+        if slot.running is None:
+            return
+        name = slot.running
+        if os.WIFSIGNALED(status) or self.stopping:
+            why = ("the worker is stopping" if self.stopping else
+                   f"its runner was stopped by {signal.Signals(os.WTERMSIG(status)).name}")
+            self._give_back(name, why)
+        else:
+            self._ended(name, "crashed", f"its runner process ended unexpectedly (exit status "
+                        f"{os.waitstatus_to_exitcode(status)}); see the worker's output",
+                        time.time() - slot.started)
+
+    def _stop_runners(self) -> None:
+        for slot in self.slots:
+            if slot.running:
+                try:
+                    os.kill(slot.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def _close_runners(self) -> None:
+        """Idle runners: closing their command pipe ends them."""
+        for slot in list(self.slots):
+            os.close(slot.commands)
+            os.waitpid(slot.pid, 0)
+            os.close(slot.pidfd)
+            os.close(slot.events)
+        self.slots = []
+
+    # --- ends -------------------------------------------------------------------------------
+    def _ended(self, name: str, state: str, why: str | None, seconds: float) -> None:
+        if state == "unreachable":
+            self._give_back(name, "the Luigi scheduler could not be reached")
+            self.report.errors.append(unreachable(self.settings.scheduler_url))
+            self.stopping = True
+            return
+        if state == "unrecorded":
+            self._give_back(name, "its failure could not be recorded")
+            self.report.errors.append(f"cannot record the outcome of {name}: {why}; free space"
+                                      f" in {self.ws.root}, then run the worker again")
+            self.stopping = True
+            return
+        if state == "crashed":
             try:
-                claims.finish(self.ws, found[1], ExperimentState.FAILED, reason)
-                note_ended(self.ws, runner.name, "failed", reason)
-            except OSError as exc:  # a full disk, say: the failure cannot be written down
-                self._give_back(runner.name, found[1], f"its failure could not be recorded "
-                                                       f"({exc})")
-                self.report.errors.append(f"cannot record the outcome of {runner.name}: {exc}; "
-                                          f"free space in {self.ws.root}, then run the worker "
-                                          "again")
+                lifecycle.fail(self.ws, name, why or "its runner crashed")
+            except OSError as exc:
+                self._give_back(name, f"its failure could not be recorded ({exc})")
                 self.stopping = True
                 return
-            state = ExperimentState.FAILED
-        if state is ExperimentState.COMPLETED:
-            self.report.completed.append(runner.name)
-            self.on_event(f"{runner.name}: completed in {seconds:.1f} s")
+        found = self.ws.find(name)
+        final = found[0] if found else None
+        if final is ExperimentState.COMPLETED:
+            self.report.completed.append(name)
+            self.on_event(f"{name}: completed in {seconds:.1f} s")
+        elif final is ExperimentState.FAILED:
+            self.report.failed.append(name)
+            error = self.ws.error_file(found[1])  # type: ignore[index]
+            text = error.read_text().strip() if error.exists() else "failed"
+            self.on_event(f"{name}: FAILED after {seconds:.1f} s: {text}")
         else:
-            self.report.failed.append(runner.name)
-            error = self.ws.error_file(runner.path)
-            why = error.read_text().strip() if error.exists() else "failed"
-            self.on_event(f"{runner.name}: FAILED after {seconds:.1f} s: {why}")
+            self.report.released.append(name)
+            self.on_event(f"{name}: put back in the queue ({why or 'interrupted'})")
+            return
+        try:
+            record = RunRecord.load(self.ws.output_dir(name))
+        except (OSError, ValueError, OrchestrationError):
+            return
+        self.notifier.ended(record)
+        self.on_ended(self.ws, name)
 
-    def _give_back(self, name: str, path: Path, why: str) -> None:
+    def _give_back(self, name: str, why: str) -> None:
         """Put a claim back in the queue: what stopped it was not the experiment's fault."""
-        claims.release(self.ws, path)
-        note_ended(self.ws, name, "queued")
-        self.report.released.append(name)
-        self.on_event(f"{name}: put back in the queue: {why}")
-
-    def _release_all(self) -> None:
-        for runner in self.running.values():
-            try:
-                os.kill(runner.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if lifecycle.requeue(self.ws, name, FailureCause.INTERRUPTED, why):
+            self.report.released.append(name)
+            self.on_event(f"{name}: put back in the queue: {why}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .exceptions import UsageError, WorkspaceError
+from .exceptions import UnknownExperiment, UsageError, WorkspaceError
 from .states import ExperimentState
 
 ENV_VAR = "JOB_ORCHESTRATION_WORKSPACE"
@@ -61,10 +61,10 @@ class Workspace:
             entries = os.scandir(self.folder(state))
         except FileNotFoundError:
             return []
-        with entries:
+        with entries:  # a symlink is listed even when it dangles: `ready` must judge it
             files = [e.path for e in entries
                      if e.name.endswith(CONFIG_SUFFIXES) and not e.name.startswith((".", "~", "#"))
-                     and e.is_file()]
+                     and (e.is_file() or e.is_symlink())]
         return [Path(f) for f in sorted(files)]  # strings sort ~10x faster than Paths
 
     def find(self, name: str) -> tuple[ExperimentState, Path] | None:
@@ -80,32 +80,26 @@ class Workspace:
     def locate(self, name: str) -> tuple[ExperimentState, Path]:
         found = self.find(name)
         if found is None:
-            raise WorkspaceError(f"no experiment named {name!r} in {self.root} "
-                                 "(see `job-orchestration status` for the names)")
+            known = [p.stem for state in ExperimentState for p in self.config_files(state)]
+            raise UnknownExperiment(name, known, str(self.root))
         return found
 
-    def move(self, path: Path, to: ExperimentState) -> Path:
-        """Rename ``path`` into the folder of ``to``; losing a race raises FileNotFoundError."""
+    def move(self, path: Path, to: ExperimentState, missing_ok: bool = False) -> Path | None:
+        """Rename ``path`` into the folder of ``to``. Losing a race (``path`` gone) raises
+        FileNotFoundError, or returns None with ``missing_ok``."""
         dest = self.folder(to) / path.name
         try:
             os.rename(path, dest)
         except FileNotFoundError:
             if dest.exists() and not path.exists():
                 return dest  # NFS: a retried rename reports ENOENT after it succeeded
+            if missing_ok:
+                return None
             raise
         return dest
 
     def error_file(self, config_path: Path) -> Path:
         return self.folder(ExperimentState.FAILED) / f"{config_path.stem}.error.txt"
-
-    def fail(self, path: Path, reason: str) -> Path:
-        """Move a config to ConfigsFailed with its ``.error.txt`` written first."""
-        from .fsutil import atomic_write_text
-
-        atomic_write_text(self.error_file(path), reason.rstrip() + "\n")
-        if path.parent == self.folder(ExperimentState.FAILED):
-            return path
-        return self.move(path, ExperimentState.FAILED)
 
     # --- experiment name -> output folder ---------------------------------------------------
     def link(self, name: str) -> Path:
@@ -116,7 +110,7 @@ class Workspace:
         os.symlink(os.path.relpath(output_dir, self.experiments), self.link(name))
 
     def output_dir(self, name: str) -> Path:
-        """The output folder of a readied experiment."""
+        """The output folder of a readied experiment (WorkspaceError if it was not)."""
         try:
             target = os.readlink(self.link(name))
         except FileNotFoundError:

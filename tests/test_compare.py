@@ -1,10 +1,12 @@
 """Comparing two runs: dotted config differences, and code diffs from real git repositories."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from orchestration.records.compare import compare, config_diff, flatten, flatten_config
-from orchestration.records.provenance import ProvenanceCache
+from orchestration.records.provenance import Provenance, ProvenanceCache
+from orchestration.records.run_record import RunRecord
 from tests.conftest import git
 
 BASE = {"githubRepository": "r", "pathToTasks": "/p", "outputDir": "a",
@@ -49,6 +51,11 @@ def _commit(repo: Path, text: str) -> None:
     git(repo, "commit", "-q", "-m", text[:20])
 
 
+def record(config: dict, provenance: Provenance, **fields: object) -> RunRecord:
+    found = RunRecord.new("x", config, [], Path("/o"), b"", provenance, {}, [])
+    return dataclasses.replace(found, **fields)
+
+
 def test_compare_diffs_the_recorded_code_and_environment(code_repo, tasks_dir):
     _commit(code_repo, "X = 1\n")
     old = ProvenanceCache().capture(tasks_dir)
@@ -56,9 +63,9 @@ def test_compare_diffs_the_recorded_code_and_environment(code_repo, tasks_dir):
     (tasks_dir / "helper.py").write_text("Y = 3\n")  # untracked: part of the code state
     new = ProvenanceCache().capture(tasks_dir)
     env = {"python": "3.11.7", "packages": {"numpy": "1.26.0"}}
-    found = compare({"config": BASE, "provenance": old, "environment": env},
-                    {"config": {**BASE, "lr": 0.3}, "provenance": new,
-                     "environment": {**env, "packages": {"numpy": "2.0.1"}}})
+    found = compare(record(BASE, old, environment=env),
+                    record({**BASE, "lr": 0.3}, new,
+                           environment={**env, "packages": {"numpy": "2.0.1"}}))
     assert found.config == ["lr: 0.1 -> 0.3"]
     assert "-X = 1\n+X = 2\n" in found.code
     assert "+Y = 3" in found.code
@@ -69,18 +76,16 @@ def test_compare_prefers_the_run_time_code_state(code_repo, tasks_dir):
     ready = ProvenanceCache().capture(tasks_dir)
     _commit(code_repo, "X = 9\n")
     ran = ProvenanceCache().capture(tasks_dir)
-    same = compare({"provenance": ran}, {"provenance": ready, "run_provenance": ran})
+    same = compare(record(BASE, ran), record(BASE, ready, run_provenance=ran))
     assert same.code == ""
-    assert "+X = 9" in compare({"provenance": ready}, {"provenance": ran}).code
+    assert "+X = 9" in compare(record(BASE, ready), record(BASE, ran)).code
 
 
 def test_a_lost_commit_still_shows_config_and_environment(code_repo, tasks_dir):
     prov = ProvenanceCache().capture(tasks_dir)
-    gone = {**prov, "commit": "0" * 40}
-    found = compare({"config": BASE, "provenance": prov},
-                    {"config": {**BASE, "lr": 1}, "provenance": gone})
+    gone = dataclasses.replace(prov, commit="0" * 40)
+    found = compare(record(BASE, prov), record({**BASE, "lr": 1}, gone))
     assert found.code.startswith("no code diff: commit 0000")
     assert found.config == ["lr: 0.1 -> 1"]
-    missing = compare({"provenance": {"available": False, "warnings": ["not in git."]}},
-                      {"provenance": prov})
+    missing = compare(record(BASE, Provenance.unavailable("not in git.")), record(BASE, prov))
     assert "run A has no git provenance (not in git.)" in missing.code

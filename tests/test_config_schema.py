@@ -98,7 +98,8 @@ def test_every_problem_is_reported_at_once() -> None:
         "requireCleanGit: 1 is not valid; expected true or false",
         "tasks[0].id: 'a/b' is not valid; use 1-100 letters, digits, '-', '_' or '.' "
         "(not '.' or '..')",
-        "tasks[0].timeout: -5 is not valid; expected a number of seconds > 0",
+        "tasks[0].timeout: -5 is not valid; expected a number of seconds > 0 and at most 31622400 "
+        "(a year)",
         "tasks[1].id: missing; every task needs a unique id",
         "tasks[1].method: 3 is not valid; expected a class name such as Train",
     ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration import eta
+from orchestration.records import eta
 
 NOW = 1_000_000.0
 
@@ -50,8 +50,10 @@ def test_recent_runs_weigh_more():
 
 def test_running_step_blends_its_progress_with_history():
     h = history(record(done("Train", 20, ended=1)))
-    # a quarter done after 10 s projects 40 s; history says 20 s: 0.25*40 + 0.75*20 = 25
-    assert eta.step_remaining(running("Train", 10, 0.25), h, NOW, live=True) == pytest.approx(15)
+    # a quarter done after 10 s projects 40 s; history says 20 s. Its own rate weighs
+    # 0.25 / (0.25 + 0.05) = 5/6: 5/6*40 + 1/6*20 = 36.7 s in all, 26.7 s left
+    assert eta.step_remaining(running("Train", 10, 0.25), h, NOW, live=True) == pytest.approx(
+        80 / 3)
     # no history: its own projection alone
     assert eta.step_remaining(running("New", 10, 0.25), h, NOW, live=True) == pytest.approx(30)
     # no progress: history minus elapsed, never below zero
@@ -67,7 +69,18 @@ def test_a_method_never_finished_is_learned_from_live_progress():
     assert h.estimate("Train") == pytest.approx(60)
     queued = record(pending("Prep"), pending("Train"))
     assert eta.estimate(queued, h, NOW, live=False).remaining == pytest.approx(62)
-    assert eta.estimate(record(pending("Eval")), h, NOW, live=False).remaining is None
+    rough = eta.estimate(record(pending("Eval")), h, NOW, live=False).remaining
+    assert rough == pytest.approx(31) and h.rough  # no history: the others' mean, flagged
+    assert eta.estimate(record(pending("Eval")), eta.History(), NOW, live=False
+                        ).remaining is None
+
+
+def test_a_run_much_slower_than_its_history_is_believed_as_it_advances():
+    """The first-hour report: history says 10 s; this run goes 4x slower. At 40% after 16 s,
+    24 s are left (the old fraction-weighted blend said 14 s)."""
+    h = history(record(done("Train", 10, ended=1)))
+    left = eta.step_remaining(running("Train", 16, 0.4), h, NOW, live=True)
+    assert 20 < left < 24.5
 
 
 def test_experiment_estimate_counts_steps_and_time():
@@ -92,5 +105,7 @@ def test_forecast_counts_live_workers_and_restarts_dead_ones():
     f = eta.forecast(h, unfinished, live={"live"}, now=NOW)
     assert f.per_experiment == {"live": 6, "dead": 10, "q1": 10, "q2": 10}
     assert f.total == pytest.approx(36)  # one live worker: 6, then 10 + 10 + 10
-    unknown = eta.forecast(h, [*unfinished, ("new", record(pending("B")))], {"live"}, NOW)
+    rough = eta.forecast(h, [*unfinished, ("new", record(pending("B")))], {"live"}, NOW)
+    assert rough.per_experiment["new"] == 10 and rough.rough  # as A's, until B has history
+    unknown = eta.forecast(eta.History(), [("new", record(pending("B")))], set(), NOW)
     assert unknown.per_experiment["new"] is None and unknown.total is None

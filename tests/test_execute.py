@@ -1,14 +1,16 @@
-"""pipeline.execute in-process: a step's claim on its experiment when other processes race
-for the same config (``luigi --workers N`` starts two root steps of one experiment at once)."""
+"""A Luigi run's claim on its experiment when other processes race for the same config
+(``luigi --workers N`` starts two root steps of one experiment at once)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from orchestration import claims
+from orchestration import lifecycle
 from orchestration.exceptions import OrchestrationError
-from orchestration.pipeline.execute import ensure_claimed
+from orchestration.failures import Failure, FailureCause
+from orchestration.pipeline.luigi_tasks import ensure_claimed
+from orchestration.plan import Plan
 from orchestration.ready import ready_all
 from orchestration.states import ExperimentState
 from orchestration.workspace import Workspace
@@ -25,14 +27,14 @@ def queued(ws: Path, tasks_dir: Path) -> Workspace:
 
 def _rival_claims_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process renames the config into ConfigsInProgress just before we do."""
-    real_claim = claims.claim
+    real_claim = lifecycle.claim
 
-    def claim(ws: Workspace, path: Path, **kwargs: object) -> Path | None:
-        monkeypatch.setattr(claims, "claim", real_claim)
-        assert real_claim(ws, path, pid=1) is not None
-        return real_claim(ws, path, **kwargs)
+    def claim(ws: Workspace, path: Path, holder: int, *args: object, **kwargs: object):  # noqa: ANN202
+        monkeypatch.setattr(lifecycle, "claim", real_claim)
+        assert real_claim(ws, path, holder=1) is not None
+        return real_claim(ws, path, holder, *args, **kwargs)
 
-    monkeypatch.setattr(claims, "claim", claim)
+    monkeypatch.setattr(lifecycle, "claim", claim)
 
 
 def _caught_between_folders(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,13 +53,17 @@ def _caught_between_folders(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_step_that_loses_the_claim_race_runs_on(queued: Workspace,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   race) -> None:
+    plan = Plan.load(queued, "exp")
     race(monkeypatch)
-    assert ensure_claimed(queued, "exp") == queued.folder(ExperimentState.RUNNING) / "exp.yaml"
+    ensure_claimed(plan)
     assert state_of(queued.root, "exp") == "ConfigsInProgress"
 
 
 def test_a_failed_experiment_is_not_claimed(queued: Workspace) -> None:
-    queued.fail(queued.folder(ExperimentState.QUEUED) / "exp.yaml", "broken")
+    plan = Plan.load(queued, "exp")
+    claim = lifecycle.claim(queued, queued.folder(ExperimentState.QUEUED) / "exp.yaml", 1)
+    assert claim is not None
+    lifecycle.fail(queued, "exp", "broken", Failure(FailureCause.EXIT, "exit 1"), "a")
     with pytest.raises(OrchestrationError, match="is failed.*job-orchestration retry"):
-        ensure_claimed(queued, "exp")
+        ensure_claimed(plan)
     assert state_of(queued.root, "exp") == "ConfigsFailed"

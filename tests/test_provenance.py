@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ from orchestration.exceptions import ProvenanceError
 from orchestration.records import provenance
 from orchestration.records.environment import capture_environment, environment_diff
 from orchestration.records.provenance import (
+    Provenance,
     ProvenanceCache,
     code_diff,
     compare_remote,
@@ -55,46 +57,46 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def capture(path: Path) -> dict:
+def capture(path: Path) -> Provenance:
     return ProvenanceCache().capture(path)
 
 
 def test_clean_repo_records_commit_and_branch(repo: Path) -> None:
     prov = capture(repo / "experiments")
-    assert prov["available"] is True
-    assert prov["dirty"] is False
-    assert prov["commit"] == git(repo, "rev-parse", "HEAD")
-    assert prov["branch"] == "main"
-    assert prov["repo_root"] == str(repo.resolve())
-    assert prov["tasks_subdir"] == "experiments"
-    assert (prov["patch"], prov["untracked"], prov["untracked_skipped"]) == ("", {}, [])
-    json.dumps(prov)
+    assert prov.available is True
+    assert prov.dirty is False
+    assert prov.commit == git(repo, "rev-parse", "HEAD")
+    assert prov.branch == "main"
+    assert prov.repo_root == str(repo.resolve())
+    assert prov.tasks_subdir == "experiments"
+    assert (prov.patch, prov.untracked, prov.untracked_skipped) == ("", {}, [])
+    json.dumps(prov.to_json())
 
 
 def test_detached_head_has_no_branch(repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
-    assert capture(repo)["branch"] is None
+    assert capture(repo).branch is None
 
 
 def test_tracked_edit_is_dirty_and_in_patch(repo: Path) -> None:
     (repo / "experiments" / "Tasks.py").write_text("x = 1\nlearning_rate = 0.3\n")
     prov = capture(repo / "experiments")
-    assert prov["dirty"] is True
-    assert "+learning_rate = 0.3" in prov["patch"]
+    assert prov.dirty is True
+    assert "+learning_rate = 0.3" in prov.patch
 
 
 def test_untracked_file_is_dirty_and_recorded(repo: Path) -> None:
     (repo / "experiments" / "helper.py").write_text("y = 2\n")
     prov = capture(repo / "experiments")
-    assert prov["dirty"] is True
-    assert base64.b64decode(prov["untracked"]["experiments/helper.py"]) == b"y = 2\n"
+    assert prov.dirty is True
+    assert base64.b64decode(prov.untracked["experiments/helper.py"]) == b"y = 2\n"
 
 
 def test_ignored_file_is_neither_recorded_nor_dirty(repo: Path) -> None:
     (repo / "experiments" / "run.log").write_text("noise\n")
     prov = capture(repo / "experiments")
-    assert prov["dirty"] is False
-    assert prov["untracked"] == {}
+    assert prov.dirty is False
+    assert prov.untracked == {}
 
 
 def test_bytecode_caches_keep_a_clean_repo_clean(repo: Path) -> None:
@@ -103,39 +105,39 @@ def test_bytecode_caches_keep_a_clean_repo_clean(repo: Path) -> None:
     (cache / "Tasks.cpython-311.pyc").write_bytes(b"\x00pyc")
     (repo / "stray.pyc").write_bytes(b"\x00pyc")
     prov = capture(repo / "experiments")
-    assert prov["dirty"] is False
-    assert prov["untracked"] == {}
+    assert prov.dirty is False
+    assert prov.untracked == {}
 
 
 def test_oversized_untracked_file_is_skipped_with_warning(repo: Path) -> None:
     (repo / "big.bin").write_bytes(b"\0" * (provenance.FILE_CAP + 1))
     prov = capture(repo)
-    assert prov["dirty"] is True
-    assert prov["untracked_skipped"] == ["big.bin"]
-    assert any("size caps" in w for w in prov["warnings"])
+    assert prov.dirty is True
+    assert prov.untracked_skipped == ["big.bin"]
+    assert any("size caps" in w for w in prov.warnings)
 
 
 def test_folder_outside_git_has_no_provenance(tmp_path: Path) -> None:
     folder = tmp_path / "plain"
     folder.mkdir()
     prov = capture(folder)
-    assert prov["available"] is False
-    assert "not inside a git repository" in prov["warnings"][0]
+    assert prov.available is False
+    assert "not inside a git repository" in prov.warnings[0]
 
 
 def test_repo_without_commits_has_no_provenance(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     prov = capture(tmp_path)
-    assert prov["available"] is False
-    assert "no commits yet" in prov["warnings"][0]
+    assert prov.available is False
+    assert "no commits yet" in prov.warnings[0]
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs chown")
 def test_repo_git_refuses_has_no_provenance(repo: Path) -> None:
     os.chown(repo, 12345, 12345)  # git then refuses it as "dubious ownership"
     prov = capture(repo)
-    assert prov["available"] is False
-    assert "safe.directory" in prov["warnings"][0]
+    assert prov.available is False
+    assert "safe.directory" in prov.warnings[0]
 
 
 def test_cache_runs_git_once_per_repository(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,8 +153,8 @@ def test_cache_runs_git_once_per_repository(repo: Path, monkeypatch: pytest.Monk
     cache = ProvenanceCache()
     first, second = cache.capture(repo / "experiments"), cache.capture(repo / "other")
     assert len(calls) == 1
-    assert (first["tasks_subdir"], second["tasks_subdir"]) == ("experiments", "other")
-    assert first["commit"] == second["commit"]
+    assert (first.tasks_subdir, second.tasks_subdir) == ("experiments", "other")
+    assert first.commit == second.commit
 
 
 def test_materialize_rebuilds_reverted_edit_and_leaves_user_tree_alone(
@@ -198,16 +200,18 @@ def test_binary_change_survives_materialize(repo: Path, tmp_path: Path) -> None:
     (repo / "weights.bin").write_bytes(changed)
     (repo / "extra.bin").write_bytes(b"\xff\x00\xfe")
     prov = capture(repo)
-    assert "GIT binary patch" in prov["patch"]
+    assert "GIT binary patch" in prov.patch
 
-    folder = materialize(json.loads(json.dumps(prov)), tmp_path / "rebuilt")
+    folder = materialize(Provenance.from_json(json.loads(json.dumps(prov.to_json()))),
+                         tmp_path / "rebuilt")
     assert (folder / "weights.bin").read_bytes() == changed
     assert (folder / "extra.bin").read_bytes() == b"\xff\x00\xfe"
 
 
 @pytest.mark.parametrize("bad", ["../escape.py", "/tmp/abs.py", "a/../../x.py", ".git/hooks/x"])
 def test_tampered_untracked_path_is_refused(repo: Path, tmp_path: Path, bad: str) -> None:
-    prov = {**capture(repo), "untracked": {bad: base64.b64encode(b"evil").decode()}}
+    prov = dataclasses.replace(capture(repo),
+                               untracked={bad: base64.b64encode(b"evil").decode()})
     with pytest.raises(ProvenanceError, match="tampered"):
         materialize(prov, tmp_path / "rebuilt")
     assert not (tmp_path / "rebuilt").exists()
@@ -219,13 +223,14 @@ def test_materialize_refuses_missing_commit_and_missing_provenance(
 ) -> None:
     prov = capture(repo)
     with pytest.raises(ProvenanceError, match="not in"):
-        materialize({**prov, "commit": "0" * 40}, tmp_path / "a")
+        materialize(dataclasses.replace(prov, commit="0" * 40), tmp_path / "a")
     with pytest.raises(ProvenanceError, match="not a git commit id"):
-        materialize({**prov, "commit": "--output=/tmp/x"}, tmp_path / "b")
+        materialize(dataclasses.replace(prov, commit="--output=/tmp/x"), tmp_path / "b")
     with pytest.raises(ProvenanceError, match="no git provenance"):
         materialize(capture(tmp_path), tmp_path / "c")
     with pytest.raises(ProvenanceError, match="gone"):
-        materialize({**prov, "repo_root": str(tmp_path / "nowhere")}, tmp_path / "d")
+        materialize(dataclasses.replace(prov, repo_root=str(tmp_path / "nowhere")),
+                    tmp_path / "d")
 
 
 def test_code_diff_between_commits(repo: Path) -> None:
@@ -263,13 +268,13 @@ def test_compare_remote_accepts_ssh_and_https_forms(repo: Path) -> None:
     git(repo, "remote", "add", "origin", "git@github.com:Me/proj.git")
     git(repo, "remote", "add", "mirror", "https://user:secret@example.org/me/proj.git")
     prov = capture(repo)
-    assert "secret" not in json.dumps(prov)
+    assert "secret" not in json.dumps(prov.to_json())
     for same in ("https://github.com/Me/proj", "https://GitHub.com/Me/proj.git/", "Me/proj",
                  "ssh://git@github.com/Me/proj.git"):
         assert compare_remote(prov, same) is None, same
     warning = compare_remote(prov, "https://github.com/someone/else")
     assert warning and "someone/else" in warning
-    assert compare_remote({"available": False, "warnings": ["x"]}, "me/proj") is None
+    assert compare_remote(Provenance.unavailable("x"), "me/proj") is None
 
 
 def test_environment_capture_and_diff() -> None:

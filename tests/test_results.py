@@ -11,8 +11,10 @@ import pytest
 from orchestration.config.schema import check
 from orchestration.exceptions import UsageError
 from orchestration.records import run_record
+from orchestration.records.provenance import Provenance
+from orchestration.records.run_record import RunRecord
 from orchestration.records.results import parse_where, results, table, to_csv
-from orchestration.states import ExperimentState
+from orchestration.states import ExperimentState, StepState
 from orchestration.workspace import Workspace
 
 
@@ -25,9 +27,10 @@ def add(ws: Workspace, name: str, state: ExperimentState = ExperimentState.COMPL
     spec = check(data)[0]
     out = ws.output / "s" / name
     out.mkdir(parents=True)
-    record = run_record.new_record(name, spec, out, b"", {"available": False}, {}, [])
+    record = RunRecord.new(name, spec.data, [(t.id, t.method) for t in spec.tasks], out, b"",
+                           Provenance.unavailable("no git"), {}, [])
     for task_id, value in (returned or {}).items():
-        record["tasks"][task_id].update(state="done", result=value)
+        record.tasks[task_id].state, record.tasks[task_id].result = StepState.COMPLETED, value
     run_record.write(out, record)
     ws.register(name, out)
     (ws.folder(state) / f"{name}.yaml").write_text("{}\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..exceptions import ExperimentFailed
 from ..reporter import Reporter, duration
+from ..states import StepState
 from ..states import ExperimentState
 from ..workspace import ENV_VAR, Workspace
 from .cmd_ready import report_outcomes
@@ -45,13 +46,14 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     for config in sorted((folder / "configs").glob("*.yaml")):
         if ws.find(config.stem) is None:
             fresh.append(Path(shutil.copy(config, ws.folder(ExperimentState.NEW))))
-    if fresh:
-        report_outcomes(ready_files(ws, fresh, base=folder), reporter)
+    if fresh:  # the demo's code is not your repository: its provenance notes are no news
+        report_outcomes(ready_files(ws, fresh, base=folder, whole=True), reporter,
+                        warnings=False)
     report = Worker(ws, workers=args.workers, exit_when_empty=True, poll=0.5,
-                    on_event=reporter.line).run()
+                    gpus=[], on_event=reporter.line).run()
     rows = [e for e in all_experiments(ws) if e["name"].startswith("lr-")]
     reporter.table(["experiment", "state", "steps", "time", "w", "b", "test mse"], [
-        (e["name"], e["state"], f"{sum(t['state'] == 'done' for t in e['tasks'])}/"
+        (e["name"], e["state"], f"{sum(t['state'] == StepState.COMPLETED for t in e['tasks'])}/"
          f"{len(e['tasks'])}", duration(sum(t["seconds"] or 0 for t in e["tasks"])),
          *_results(e)) for e in rows], title="demo: y = 3x + 2, fitted by gradient descent")
     reporter.line(f"outputs and logs: {ws.output / 'demo'}; try `job-orchestration show "

@@ -1,14 +1,18 @@
-"""Every experiment: state, steps done/total, elapsed, estimated time left; totals per state
-and when the queue will be done with the workers now running. ``--watch`` redraws it live
-until nothing is queued or running."""
+"""Every experiment: state, steps done/total, elapsed, estimated time left, and for failed
+ones why; totals per state and when the queue will be done with the workers now running.
+``--watch`` redraws it live until nothing is queued or running.
+
+example: job-orchestration status --watch"""
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
 from ..reporter import Reporter, duration, render_table
+from ..states import StepState
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
@@ -20,6 +24,7 @@ HELP = "list experiments, their progress and the time left"
 WATCH_SECONDS = 2.0
 MAX_ROWS = 100  # a table longer than this is for --json or --all, not for reading
 SHOWN_FIRST = ("running", "failed", "queued", "completed")
+CHROME_LINES = 7  # header, rule and caption lines of the table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         try:
             while True:
                 overview = collect(ws)
+                if reporter.out.is_terminal and not args.all:  # the totals line stays visible
+                    limit = max(1, reporter.out.size.height - CHROME_LINES)
                 live.update(view(overview, limit), refresh=True)
                 if not overview.active:
                     break
@@ -64,20 +71,33 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType"
     """The status table (at most ``limit`` rows, the most pressing first), its caption the
     totals and the overall ETA."""
     if not overview.experiments:
-        return "no experiments"
+        return "no experiments" + (f"\n{waiting_line(overview)}" if overview.waiting else "")
     now = time.time()
     shown = overview.experiments
     if limit is not None and len(shown) > limit:
         shown = sorted(shown, key=lambda e: SHOWN_FIRST.index(e["state"]))[:limit]
+    failed = any(e["state"] == "failed" for e in shown)
     rows = [(e["name"], _state(e), _steps(e), duration(_elapsed(e, now)),
-             duration(e["eta_seconds"]) if e["state"] in ("queued", "running") else "")
-            for e in shown]
+             duration(e["eta_seconds"]) if e["state"] in ("queued", "running") else "",
+             *([why(e)] if failed else [])) for e in shown]
+    styles = [("red" if e["state"] == "failed" else "yellow" if _stalled(e) else None)
+              for e in shown]
     caption = summary_line(overview)
     if len(shown) < len(overview.experiments):
-        caption += (f"\n{len(overview.experiments) - len(shown)} more not shown: "
-                    "`status --all` lists them, `status --json` has everything")
-    return render_table(["experiment", "state", "steps", "elapsed", "left"], rows,
-                        caption=caption)
+        hidden = Counter(e["state"] for e in overview.experiments) - Counter(
+            e["state"] for e in shown)
+        caption += (f"\nnot shown: {', '.join(f'{n} {s}' for s, n in sorted(hidden.items()))}"
+                    " (`status --all` lists them, `status --json` has everything)")
+    if overview.waiting:
+        caption += f"\n{waiting_line(overview)}"
+    return render_table(["experiment", "state", "steps", "elapsed", "left",
+                         *(["why"] if failed else [])], rows, caption=caption,
+                        row_styles=styles)
+
+
+def waiting_line(overview: "Overview") -> str:
+    return (f"{overview.waiting} config{'s' if overview.waiting != 1 else ''} in "
+            "ConfigSources are not readied: run job-orchestration ready")
 
 
 def summary_line(overview: "Overview") -> str:
@@ -86,21 +106,39 @@ def summary_line(overview: "Overview") -> str:
         return counts
     workers = f"{overview.workers} worker{'s' if overview.workers != 1 else ''} busy"
     if overview.eta_seconds is None:
-        return (f"{counts}; {workers}; time left unknown until every method has finished a "
-                "step or reported progress once")
-    return f"{counts}; {workers}; all done in ~{duration(overview.eta_seconds)}"
+        return (f"{counts}; {workers}; time left unknown until a step of each method has "
+                "finished or reported progress")
+    rough = " (rough: little history yet)" if overview.rough else ""
+    return f"{counts}; {workers}; all done in ~{duration(overview.eta_seconds)}{rough}"
+
+
+def why(e: dict[str, Any]) -> str:
+    """One line saying why a failed experiment failed (its step, the cause and detail)."""
+    if e["state"] != "failed":
+        return ""
+    failure = e.get("failure")
+    if failure:
+        return f"{failure['step']}: {failure['detail']}" if failure.get("step") else (
+            failure["detail"])
+    return (e.get("error") or "").splitlines()[0] if e.get("error") else ""
+
+
+def _stalled(e: dict[str, Any]) -> bool:
+    return any(t.get("stalled") for t in e["tasks"])
 
 
 def _state(e: dict[str, Any]) -> str:
-    return e["state"] + (" (worker gone)" if e.get("worker_alive") is False else "")
+    extra = (" (worker gone)" if e.get("worker_alive") is False else
+             " (stalled)" if _stalled(e) else "")
+    return e["state"] + extra
 
 
 def _steps(e: dict[str, Any]) -> str:
     tasks = e["tasks"]
     if not tasks:
         return "-"
-    text = f"{sum(t['state'] == 'done' for t in tasks)}/{len(tasks)}"
-    current = next((t for t in tasks if t["state"] == "running"), None)
+    text = f"{sum(t['state'] == StepState.COMPLETED for t in tasks)}/{len(tasks)}"
+    current = next((t for t in tasks if t["state"] == StepState.RUNNING), None)
     if current is not None and e["state"] == "running":
         text += f" {current['id']}" + (f" {current['progress']:.0%}"
                                        if current.get("progress") is not None else "")

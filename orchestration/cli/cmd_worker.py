@@ -1,15 +1,21 @@
 """Claim queued configs and run them through Luigi until the queue is empty (with
-``--exit-when-empty``) or until stopped (SIGTERM or Ctrl-C release unfinished claims)."""
+``--exit-when-empty``) or until stopped (SIGTERM or Ctrl-C put unfinished experiments back
+in the queue, their finished steps kept).
+
+example: job-orchestration worker --workers 2 --gpus 0,1 --exit-when-empty"""
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
+import time
 
-from ..exceptions import ExperimentFailed, OrchestrationError
+from ..exceptions import ExperimentFailed, UsageError
 from ..reporter import Reporter
 from ..workspace import Workspace
 
 HELP = "run queued experiments"
+EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scheduler)")
     parser.add_argument("--exit-when-empty", action="store_true",
                         help="stop when the queue is empty instead of waiting for more")
+    parser.add_argument("--gpus", metavar="IDS", default=None,
+                        help="GPU ids this worker hands out, e.g. 0,1,2,3 (default: "
+                             "$CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists); a "
+                             "step with resources: {gpu: k} gets k of them")
+    parser.add_argument("--slots-per-gpu", type=int, default=1, metavar="N",
+                        help="steps that may share one GPU (default 1)")
+    parser.add_argument("--notify", metavar="CMD", default=None,
+                        help="run CMD (split like a shell would, but run without one) when "
+                             "an experiment completes or fails; ORCH_NAME, ORCH_STATE, "
+                             "ORCH_CAUSE, ORCH_OUTPUT_DIR, ORCH_RESULTS_JSON are in its "
+                             "environment")
+    parser.add_argument("--notify-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="kill a notifier that runs longer (default 60)")
     parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
                         help="how often to look for new configs and beat the heartbeat of "
                              "its claims (default 2)")
@@ -31,43 +50,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--poll plus the clock difference between hosts")
 
 
-def scheduler_url(explicit: str | None) -> str | None:
-    """``--scheduler-url``, else Luigi's own configuration, else None (local scheduler)."""
-    if explicit:
-        return explicit
-    import luigi.configuration
-
-    config = luigi.configuration.get_config()
-    for key in ("default-scheduler-url", "default_scheduler_url"):
-        value = config.get("core", key, None)
-        if value:
-            return value
-    return None
-
-
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
-    from ..worker import Worker
+    from ..gpus import default_devices, parse_devices
+    from ..states import ExperimentState
+    from ..worker import Worker, configured_scheduler_url
 
     if args.workers < 1:
-        raise OrchestrationError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     if not 0 < args.poll * 2 < args.lease:
-        raise OrchestrationError(f"--lease ({args.lease:g} s) must be more than twice --poll "
-                                 f"({args.poll:g} s), the heartbeat interval, and --poll "
-                                 "positive")
+        raise UsageError(f"--lease ({args.lease:g} s) must be more than twice --poll "
+                         f"({args.poll:g} s), the heartbeat interval, and --poll positive")
+    notify = shlex.split(args.notify) if args.notify else None
+    gpus = parse_devices(args.gpus) if args.gpus is not None else default_devices()
     ws = Workspace.from_setting(args.workspace)
-    worker = Worker(ws, workers=args.workers, scheduler_url=scheduler_url(args.scheduler_url),
+
+    def event(message: str) -> None:
+        reporter.line(f"{time.strftime('%H:%M:%S')} {message}")
+
+    worker = Worker(ws, workers=args.workers,
+                    scheduler_url=args.scheduler_url or configured_scheduler_url(),
                     exit_when_empty=args.exit_when_empty, poll=args.poll, lease=args.lease,
-                    on_event=reporter.line)
+                    gpus=gpus, slots_per_gpu=args.slots_per_gpu, notify=notify,
+                    notify_timeout=args.notify_timeout, on_event=event)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     report = worker.run()
     reporter.line(f"{len(report.completed)} completed, {len(report.failed)} failed"
                   + (f", {len(report.released)} put back in the queue" if report.released
                      else ""))
+    waiting = len(ws.config_files(ExperimentState.NEW))
+    if waiting:
+        reporter.warn(f"{waiting} config(s) in {ws.folder(ExperimentState.NEW)} are not "
+                      "readied: run `job-orchestration ready`")
     for error in report.errors:
         reporter.error(error)
     if report.errors:
         return 2
+    if report.stopped_by == signal.SIGINT:
+        return EXIT_INTERRUPTED
     if report.failed:
         raise ExperimentFailed(f"{len(report.failed)} experiment(s) failed: "
                                f"{', '.join(report.failed)} (see ConfigsFailed/*.error.txt)")

@@ -8,21 +8,28 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import re
 import sys
 import traceback
 from types import ModuleType
 
+from .. import __version__
 from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
-COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
-            "rerun", "submit", "scheduler", "demo"]
+COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "remove",
+            "results", "diff", "rerun", "submit", "scheduler", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not a bug: no traceback
 
 
 def _module(name: str) -> ModuleType:
     return importlib.import_module(f"orchestration.cli.cmd_{name}")
+
+
+def _help_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` shows it: without reST's double backquotes."""
+    return re.sub(r"``([^`]*)``", r"\1", doc or "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="job-orchestration", parents=[common],
         description="Run many experiment configs through Luigi: ready, run, compare, rerun.")
+    parser.add_argument("--version", action="version",
+                        version=f"job-orchestration {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _module(name)
         aliases = [a for a, target in ALIASES.items() if target == name]
         cmd = sub.add_parser(name, parents=[common], aliases=aliases, help=module.HELP,
-                             description=module.__doc__)
+                             description=_help_text(module.__doc__),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)
     return parser
 

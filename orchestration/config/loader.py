@@ -8,16 +8,19 @@ allowed (see ``ENV_ALLOW_VAR``), so a config cannot copy a worker's secrets into
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import os
 import re
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (GrammarParseError, InterpolationKeyError, MissingMandatoryValue,
                               OmegaConfBaseException, UnsupportedValueType)
+from omegaconf.resolvers import oc as _omegaconf_resolvers
 
 from ..exceptions import ConfigError
 
@@ -28,14 +31,29 @@ TOO_DEEP = f"YAML nests more than {MAX_DEPTH} levels deep; flatten it"
 ENV_ALLOW_VAR = "JOB_ORCHESTRATION_ALLOWED_ENV"
 YAML_TAG = "tag:yaml.org,2002:"
 MERGE_TAG = YAML_TAG + "merge"
+BINARY_TAG = YAML_TAG + "binary"
 PYTHON_TAG = YAML_TAG + "python/"
 PYTHON_TAG_FIX = "configs hold plain data only (such tags are never run); remove the tag"
 DEFAULT_ENV_ALLOW = ("HOME", "USER", "LOGNAME", "HOSTNAME", "TMPDIR", "SLURM_*",
                      "CUDA_VISIBLE_DEVICES")
 
-# libyaml caps nesting and scans in linear time; PyYAML's own scanner is quadratic in the
-# depth of `[[[...` (a 1 MiB file of them would hang `ready`).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's: it caps nesting and scans in linear time, where
+    PyYAML's own scanner is quadratic in the depth of ``[[[...``), reading plain scalars the
+    way OmegaConf's own YAML loader does, so a config means what it means to Hydra users:
+    ``1e-3`` is a float (YAML 1.1 says a string), and dates stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != YAML_TAG + "timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(YAML_TAG + "float", re.compile(r"""^(?:
+     [-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+    |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
 def _line(node: yaml.Node) -> int:
@@ -57,6 +75,11 @@ def _key_problems(loader: yaml.constructor.SafeConstructor, node: yaml.Node, pat
         problems.append(f"{path or 'top level'}: {node.tag.replace(YAML_TAG, '!!')} (line "
                         f"{_line(node)}) is not allowed: {PYTHON_TAG_FIX}")
         return
+    if node.tag == BINARY_TAG:
+        problems.append(f"{path or 'top level'}: binary data (!!binary, line {_line(node)}) "
+                        "is not allowed: configs hold text, numbers, booleans, lists and "
+                        "mappings; keep binary data in a file the tasks read")
+        return
     if isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
             _key_problems(loader, child, f"{path}[{i}]", seen, problems)
@@ -68,9 +91,10 @@ def _key_problems(loader: yaml.constructor.SafeConstructor, node: yaml.Node, pat
                 continue
             key = (loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode)
                    else None)
-            if not isinstance(key, (str, int, float)):
-                problems.append(f"{path or 'top level'} (line {_line(key_node)}): a mapping key "
-                                "must be a plain string or number")
+            if not isinstance(key, str):  # tasks see JSON's view: {1: x} would become {"1": x}
+                shown = f" {key_node.value!r}" if isinstance(key_node, yaml.ScalarNode) else ""
+                problems.append(f"{path or 'top level'} (line {_line(key_node)}): key{shown} is "
+                                "not text; keys must be text: quote it, e.g. '1': ...")
                 continue
             dotted = f"{path}.{key}" if path else str(key)
             if key in first:
@@ -148,6 +172,9 @@ def parse_yaml(path: Path, source: bytes | None = None) -> dict:
         raise ConfigError(path, [_yaml_problem(exc)]) from None
     except RecursionError:
         raise ConfigError(path, [TOO_DEEP]) from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ConfigError(path, [f"a value cannot be read: {exc}; write it as text (quoted)"
+                                 " or as a smaller number"]) from None
     finally:
         loader.dispose()
     if data is None:
@@ -181,10 +208,27 @@ def _now_resolver(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
     return datetime.now().strftime(fmt)
 
 
-# OmegaConf 2.4 renamed register_new_resolver; keep working on 2.3 too.
-_register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-_register("oc.env", _env_resolver, replace=True)
-_register("now", _now_resolver, use_cache=True, replace=True)
+def _register(name: str, function: Any, use_cache: bool = False) -> None:
+    """``register_resolver`` where it takes ``replace`` (OmegaConf 2.4), else its 2.1-2.3
+    name ``register_new_resolver`` (2.3's ``register_resolver`` is an older, different API)."""
+    if "replace" in inspect.signature(OmegaConf.register_resolver).parameters:
+        OmegaConf.register_resolver(name, function, use_cache=use_cache, replace=True)
+    else:
+        OmegaConf.register_new_resolver(name, function, use_cache=use_cache, replace=True)
+
+
+@contextmanager
+def _our_resolvers() -> Iterator[None]:
+    """Our restricted ``oc.env`` and ``now`` for our own resolving only: registered for the
+    process, OmegaConf's resolvers are global, so they would reach whatever else resolves
+    configs here (user code in a process forked from this one, a script using our API)."""
+    _register("oc.env", _env_resolver)
+    _register("now", _now_resolver, use_cache=True)
+    try:
+        yield
+    finally:
+        _register("oc.env", _omegaconf_resolvers.env)
+        OmegaConf.clear_resolver("now")
 
 
 def _omegaconf_problem(exc: OmegaConfBaseException) -> str:
@@ -221,7 +265,9 @@ def to_omegaconf(path: Path, data: dict) -> DictConfig:
 def resolve(path: Path, cfg: DictConfig) -> dict:
     """Resolve every interpolation once; the result is the snapshot that runs."""
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore
+        with _our_resolvers():
+            return OmegaConf.to_container(cfg, resolve=True,  # type: ignore[return-value]
+                                          throw_on_missing=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(path, [_omegaconf_problem(exc)]) from None
     except RecursionError:

@@ -21,10 +21,10 @@ from typing import Any, Iterable
 
 from luigi.rpc import RemoteScheduler
 
-from .. import eta
-from ..records import run_record
+from ..plan import Plan
+from ..records import eta, run_record
 from ..reporter import duration
-from .execute import Plan
+from ..states import StepState
 
 LUIGI_INTERVAL = 1.0  # seconds between two updates sent to the scheduler
 HISTORY_RECORDS = 200  # recent run records an estimate learns from (status reads them all)
@@ -71,16 +71,16 @@ class LuigiProgress:
     def experiment_view(self, fraction: float | None) -> tuple[str, int]:
         """The experiment's status message and percentage, from its run record with this
         step's live progress laid over it."""
-        record = run_record.load(self.plan.output_dir)
+        record = run_record.load(self.plan.output_dir).to_json()
         step = record["tasks"].get(self.step.step)
-        if step is not None and step.get("state") == "running" and fraction is not None:
+        if step is not None and step.get("state") == StepState.RUNNING and fraction is not None:
             step["progress"] = {"fraction": fraction, "at": time.time()}
         estimate = eta.estimate(record, self._history(record), time.time(), live=True)
         parts = [f"{estimate.done}/{estimate.total} steps"]
         state = (step or {}).get("state")
-        if state == "failed":
+        if state == StepState.FAILED:
             parts.append(f"{self.step.step} failed")
-        elif state != "done":
+        elif state != StepState.COMPLETED:
             parts.append(f"{self.step.step} {fraction:.0%}" if fraction is not None
                          else f"{self.step.step} running")
         if estimate.remaining is not None and estimate.done < estimate.total:

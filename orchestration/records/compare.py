@@ -13,7 +13,7 @@ from typing import Any
 from ..exceptions import ProvenanceError
 from .environment import environment_diff
 from .provenance import code_diff
-from .run_provenance import code_state
+from .run_record import RunRecord
 
 _ABSENT = object()
 # Always differs between two experiments (that is what keeps their folders apart): last.
@@ -76,15 +76,11 @@ class Comparison:
     environment: list[str]
 
 
-def compare(record_a: dict[str, Any], record_b: dict[str, Any]) -> Comparison:
+def compare(record_a: RunRecord, record_b: RunRecord) -> Comparison:
     """Compare two run records; the code diff uses the code each run actually imported."""
     try:
-        code = code_diff(code_state(record_a), code_state(record_b))
+        code = code_diff(record_a.code_state(), record_b.code_state())
     except ProvenanceError as exc:  # the config and environment are still worth showing
         code = f"no code diff: {exc}\n"
-    return Comparison(
-        config=config_diff(record_a.get("config") or {}, record_b.get("config") or {}),
-        code=code,
-        environment=environment_diff(record_a.get("environment") or {},
-                                     record_b.get("environment") or {}),
-    )
+    return Comparison(config=config_diff(record_a.config, record_b.config), code=code,
+                      environment=environment_diff(record_a.environment, record_b.environment))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,11 +18,13 @@ import re
 import socket
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from orchestration.exceptions import ProvenanceError
+from ..exceptions import ProvenanceError
+from ..fsutil import pid_alive
 
 if TYPE_CHECKING:
     import git
@@ -38,6 +41,65 @@ _NO_BYTECODE = (
 )
 # Lives in the worktree's private git dir, so it is neither a file of the tree nor of the diff.
 _MARKER = "orchestration-materialized"
+# Every git command we run: no system config, and none of the commands a repository can
+# configure (hooks, an fsmonitor program) -- we only inspect repositories, and a config we
+# are asked to ready may point at one we have never seen. As command-line level settings
+# they override the repository's own.
+_SAFE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
+                 "GIT_CONFIG_COUNT": "3",
+                 "GIT_CONFIG_KEY_0": "core.fsmonitor", "GIT_CONFIG_VALUE_0": "false",
+                 "GIT_CONFIG_KEY_1": "core.hooksPath", "GIT_CONFIG_VALUE_1": os.devnull,
+                 "GIT_CONFIG_KEY_2": "core.untrackedCache", "GIT_CONFIG_VALUE_2": "false"}
+
+
+@dataclass
+class Provenance:
+    """The code state of a Tasks.py folder: commit, uncommitted patch, untracked files.
+
+    ``available`` is False (with ``warnings`` saying why) when there is no usable git state:
+    the run still runs, but cannot be diffed or rerun exactly.
+    """
+
+    available: bool
+    warnings: list[str] = field(default_factory=list)
+    repo_root: str | None = None
+    tasks_subdir: str = "."
+    commit: str | None = None
+    branch: str | None = None
+    remotes: dict[str, list[str]] = field(default_factory=dict)
+    dirty: bool | None = None
+    patch: str = ""
+    untracked: dict[str, str] = field(default_factory=dict)  # path -> base64 content
+    untracked_skipped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def unavailable(cls, why: str) -> "Provenance":
+        return cls(available=False, warnings=[why])
+
+    def why_missing(self) -> str:
+        """The one explanation of "no provenance" every command prints."""
+        return " ".join(self.warnings) or "no code state was recorded."
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.available:
+            return {"available": False, "warnings": list(self.warnings)}
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "Provenance":
+        """A recorded state; tolerant of records of older versions and of damage (a field of
+        the wrong type is caught where it matters: ``_checked`` before any rebuild)."""
+        if not isinstance(data, dict):
+            return cls.unavailable("the run record holds no code state.")
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        known.setdefault("available", False)
+        return cls(**known)
+
+    def fingerprint(self) -> str:
+        """A hash naming one code state: equal for equal commit, patch and untracked files."""
+        state = [self.commit, self.patch, sorted((self.untracked or {}).items())]
+        return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
 
 class ProvenanceCache:
@@ -48,60 +110,56 @@ class ProvenanceCache:
     """
 
     def __init__(self, max_age: float | None = None) -> None:
-        self._by_root: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._by_root: dict[str, tuple[float, Provenance]] = {}
         self.max_age = max_age
 
-    def capture(self, path: str | Path) -> dict[str, Any]:
-        """The code state of the folder ``path`` as JSON-ready data; never raises for git trouble.
-
-        Without usable git the result is ``{"available": False, "warnings": [why]}``. Nested
-        values are shared between calls for one repository: treat the result as read-only.
-        """
+    def capture(self, path: str | Path) -> Provenance:
+        """The code state of the folder ``path``; never raises for git trouble (the result is
+        then unavailable, saying why). Nested values are shared between calls for one
+        repository: treat the result as read-only."""
         folder = Path(path).resolve()
         if folder.is_file():
             folder = folder.parent
         if not folder.is_dir():
-            return _unavailable(f"{folder} does not exist, so this run has no code provenance.")
+            return _unavailable(f"{folder} does not exist")
         try:
             import git
         except ImportError as err:  # GitPython refuses to import when no git executable is found
-            return _unavailable(f"git is not usable ({err}), so this run has no code provenance.")
+            return _unavailable(f"git is not usable ({err})")
         try:
-            repo = git.Repo(folder, search_parent_directories=True, expand_vars=False)
+            repo = _open(folder, search_parent_directories=True)
         except (git.GitError, OSError):
-            return _unavailable(f"{folder} is not inside a git repository, so this run has "
-                                "no code provenance.")
+            return _unavailable(f"{folder} is not inside a git repository")
         with repo:
             if repo.working_tree_dir is None:
-                return _unavailable(f"{folder} belongs to a bare git repository, so this run "
-                                    "has no code provenance.")
+                return _unavailable(f"{folder} belongs to a bare git repository")
             root = str(Path(repo.working_tree_dir).resolve())
-            taken, base = self._by_root.get(root, (float("-inf"), {}))
-            if not base or (self.max_age is not None
-                            and time.monotonic() - taken > self.max_age):
+            taken, base = self._by_root.get(root, (float("-inf"), None))
+            if base is None or (self.max_age is not None
+                                and time.monotonic() - taken > self.max_age):
                 base = _capture_repo(repo, root)
                 self._by_root[root] = (time.monotonic(), base)
-        if not base["available"]:
+        if not base.available:
             return base
-        return {**base, "tasks_subdir": folder.relative_to(root).as_posix()}
+        return dataclasses.replace(base, tasks_subdir=folder.relative_to(root).as_posix())
 
 
-def compare_remote(prov: dict[str, Any], github_repository: str) -> str | None:
+def compare_remote(prov: Provenance, github_repository: str) -> str | None:
     """A warning when no recorded remote is ``github_repository``: the commit may not be there."""
-    if not prov.get("available"):
+    if not prov.available:
         return None
     wanted = _normalise_remote(github_repository)
-    urls = [url for urls in prov.get("remotes", {}).values() for url in urls]
+    urls = [url for urls in prov.remotes.values() for url in urls]
     if any(_normalise_remote(url) == wanted for url in urls):
         return None
     listed = ", ".join(urls) if urls else "it has none"
     return (
-        f"none of the git remotes of {prov['repo_root']} ({listed}) is {github_repository}; "
+        f"none of the git remotes of {prov.repo_root} ({listed}) is {github_repository}; "
         "the recorded commit may not exist there."
     )
 
 
-def materialize(prov: dict[str, Any], dest: Path) -> Path:
+def materialize(prov: Provenance, dest: Path) -> Path:
     """Rebuild a recorded code state in a detached worktree at ``dest``; returns its Tasks folder.
 
     The user's own working tree is never touched. A ``dest`` that already holds this exact
@@ -111,7 +169,7 @@ def materialize(prov: dict[str, Any], dest: Path) -> Path:
 
     commit, subdir, files = _checked(prov)
     dest = Path(dest).resolve()  # absolute, so git can never read it as an option
-    state_id = fingerprint(prov)
+    state_id = prov.fingerprint()
     with _open_recorded(prov) as repo:
         _require_commit(repo, commit)
         if dest.exists() and any(dest.iterdir()):
@@ -127,16 +185,13 @@ def materialize(prov: dict[str, Any], dest: Path) -> Path:
             _discard(repo, dest)  # our own build, cut short by a crash: start again
         created = False
         try:
-            # Hooks of the user's repo have no business running for a scratch checkout.
-            repo.git(c="core.hooksPath=/dev/null").worktree(
-                "add", "--detach", "--", str(dest), commit
-            )
+            repo.git.worktree("add", "--detach", "--", str(dest), commit)
             created = True
-            with git.Repo(dest, expand_vars=False) as tree:
+            with _open(dest) as tree:
                 marker_path = Path(tree.git_dir, _MARKER)
                 marker_path.write_text(f"building {socket.gethostname()} {os.getpid()}")
-                if prov["patch"]:
-                    _apply(tree, prov["patch"])
+                if prov.patch:
+                    _apply(tree, prov.patch)
                 _write_files(dest, files)
                 marker_path.write_text(state_id)
         except BaseException as err:
@@ -144,25 +199,23 @@ def materialize(prov: dict[str, Any], dest: Path) -> Path:
                 _discard(repo, dest)
             if isinstance(err, git.GitError):
                 raise ProvenanceError(
-                    f"cannot rebuild commit {commit[:12]} of {prov['repo_root']} in {dest}: "
+                    f"cannot rebuild commit {commit[:12]} of {prov.repo_root} in {dest}: "
                     f"{_reason(err)}"
                 ) from err
             raise
     return dest / subdir
 
 
-def code_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
+def code_diff(a: Provenance, b: Provenance) -> str:
     """Unified diff from code state ``a`` to ``b``, each being commit + patch + untracked files."""
     for label, prov in (("A", a), ("B", b)):
-        if not prov.get("available"):
-            why = " ".join(prov.get("warnings", [])) or "none was recorded"
-            return f"no code diff: run {label} has no git provenance ({why})\n"
-    if fingerprint(a) == fingerprint(b):
+        if not prov.available:
+            return f"no code diff: run {label} has no git provenance ({prov.why_missing()})\n"
+    if a.fingerprint() == b.fingerprint():
         return ""
-    import git
 
-    plain = not any(side[key] for side in (a, b) for key in ("patch", "untracked"))
-    if plain and a["repo_root"] == b["repo_root"]:
+    plain = not any((side.patch, side.untracked) != ("", {}) for side in (a, b))
+    if plain and a.repo_root == b.repo_root:
         commit_a, commit_b = _checked(a)[0], _checked(b)[0]
         with _open_recorded(a) as repo:
             _require_commit(repo, commit_a)
@@ -171,14 +224,14 @@ def code_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
                 *_DIFF, *_PREFIXES, commit_a, commit_b, "--", strip_newline_in_stdout=False
             )
     with tempfile.TemporaryDirectory(prefix="orchestration-diff-") as tmp:
-        built: list[tuple[dict[str, Any], Path]] = []
+        built: list[tuple[Provenance, Path]] = []
         try:
             for name, prov in (("a", a), ("b", b)):
                 dest = Path(tmp, name).resolve()
                 materialize(prov, dest)
                 built.append((prov, dest))
             # Folders named a/ and b/ plus --no-prefix give the usual a/Tasks.py b/Tasks.py headers.
-            status, out, err = git.Git(tmp).diff(
+            status, out, err = _git_in(tmp).diff(
                 "--no-index", *_DIFF, "--no-prefix", "--", "a", "b",
                 with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False,
             )
@@ -194,7 +247,7 @@ def code_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
     return "".join(c for c in chunks if not c.startswith("diff --git a/.git b/.git\n"))
 
 
-def _capture_repo(repo: git.Repo, root: str) -> dict[str, Any]:
+def _capture_repo(repo: git.Repo, root: str) -> Provenance:
     """Run git once per repository: commit, branch, remotes, tracked patch, untracked files."""
     import git
 
@@ -202,10 +255,8 @@ def _capture_repo(repo: git.Repo, root: str) -> dict[str, Any]:
         # status first: it works without commits, so a failure here means git refuses the repo.
         raw = repo.git.status("--porcelain", "-z", "--untracked-files=all", stdout_as_string=False)
         if not repo.head.is_valid():
-            return _unavailable(
-                f"the git repository at {root} has no commits yet, so this run has no code "
-                "provenance; commit your code to record it."
-            )
+            return _unavailable(f"the git repository at {root} has no commits yet "
+                                "(commit your code to record it)")
         commit = repo.git.rev_parse("--verify", "HEAD")
         tracked_changed, untracked_paths = _parse_status(raw)
         patch = ""
@@ -221,29 +272,17 @@ def _capture_repo(repo: git.Repo, root: str) -> dict[str, Any]:
         hint = ""
         if "dubious ownership" in reason:
             hint = f"; if you trust it, run: git config --global --add safe.directory {root}"
-        return _unavailable(
-            f"git refused the repository at {root} ({reason}), so this run has no code "
-            f"provenance{hint}."
-        )
+        return _unavailable(f"git refused the repository at {root} ({reason}){hint}")
     warnings: list[str] = []
     untracked, skipped = _read_untracked(Path(root), untracked_paths, warnings)
     if (Path(root) / ".gitmodules").exists():
         warnings.append(
             "submodules are recorded only by their commit; edits inside them are not recorded."
         )
-    return {
-        "available": True,
-        "repo_root": root,
-        "tasks_subdir": ".",
-        "commit": commit,
-        "branch": branch,
-        "remotes": remotes,
-        "dirty": tracked_changed or bool(untracked_paths),
-        "patch": patch,
-        "untracked": untracked,
-        "untracked_skipped": skipped,
-        "warnings": warnings,
-    }
+    return Provenance(available=True, repo_root=root, commit=commit, branch=branch,
+                      remotes=remotes, dirty=tracked_changed or bool(untracked_paths),
+                      patch=patch, untracked=untracked, untracked_skipped=skipped,
+                      warnings=warnings)
 
 
 def _parse_status(raw: bytes) -> tuple[bool, list[str]]:
@@ -310,21 +349,28 @@ def _read_untracked(
 
 def _remotes(repo: git.Repo) -> dict[str, list[str]]:
     remotes: dict[str, list[str]] = {}
-    for line in repo.git.remote("-v").splitlines():
-        name, _, rest = line.partition("\t")
-        url = _redact(rest.rsplit(" ", 1)[0])
-        urls = remotes.setdefault(name, [])
-        if url not in urls:
-            urls.append(url)
+    for remote in repo.remotes:
+        urls = remotes.setdefault(remote.name, [])
+        for url in remote.urls:
+            if (url := _redact(url)) not in urls:
+                urls.append(url)
     return remotes
 
 
 def _redact(url: str) -> str:
-    """Drop credentials from http(s) URLs: a token in a remote must not reach a run record."""
+    """Drop credentials from a remote URL: a password or token must not reach a run record.
+
+    http(s) lose the whole user part (tokens are often sent as the user name); other schemes
+    (``ssh://bob:PASS@host``) keep the user name, which is not a secret, and lose the password.
+    """
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and "@" in parts.netloc:
-        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-    return url
+    if "://" not in url or "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if parts.scheme in ("http", "https"):
+        return parts._replace(netloc=host).geturl()
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}@{host}" if user else host).geturl()
 
 
 def _normalise_remote(url: str) -> tuple[str, str]:
@@ -344,22 +390,21 @@ def _normalise_remote(url: str) -> tuple[str, str]:
     return host.lower(), path
 
 
-def _checked(prov: dict[str, Any]) -> tuple[str, str, dict[PurePosixPath, bytes]]:
+def _checked(prov: Provenance) -> tuple[str, str, dict[PurePosixPath, bytes]]:
     """Commit, Tasks subfolder and decoded untracked files of a record, refusing tampered ones."""
-    if not prov.get("available"):
-        why = " ".join(prov.get("warnings", [])) or "none was recorded"
+    if not prov.available:
         raise ProvenanceError(f"this run has no git provenance, so its code cannot be rebuilt: "
-                              f"{why}")
-    commit = prov.get("commit")
+                              f"{prov.why_missing()}")
+    commit = prov.commit
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise ProvenanceError(f"the recorded commit {commit!r} is not a git commit id.")
-    subdir = _safe_relative(prov.get("tasks_subdir"), "Tasks folder")
-    if not isinstance(prov.get("patch"), str) or not isinstance(prov.get("untracked"), dict):
+    subdir = _safe_relative(prov.tasks_subdir, "Tasks folder")
+    if not isinstance(prov.patch, str) or not isinstance(prov.untracked, dict):
         raise ProvenanceError(
             "the provenance record is damaged: its patch or untracked files are missing."
         )
     files = {}
-    for rel, content in prov["untracked"].items():
+    for rel, content in prov.untracked.items():
         path = _safe_relative(rel, "untracked file")
         if str(path) == ".":
             raise ProvenanceError("the provenance record names an untracked file with no path.")
@@ -380,18 +425,31 @@ def _safe_relative(rel: object, what: str) -> PurePosixPath:
     return path
 
 
-def fingerprint(prov: dict[str, Any]) -> str:
-    """A hash naming one code state: equal for equal commit, patch and untracked files."""
-    state = [prov.get("commit"), prov.get("patch"), sorted((prov.get("untracked") or {}).items())]
-    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
-
-
-def _open_recorded(prov: dict[str, Any]) -> git.Repo:
+def _open(path: str | Path, search_parent_directories: bool = False) -> git.Repo:
+    """A repository whose git commands all run with ``_SAFE_GIT_ENV``."""
     import git
 
-    root = prov.get("repo_root")
+    repo = git.Repo(path, search_parent_directories=search_parent_directories,
+                    expand_vars=False)
+    repo.git.update_environment(**_SAFE_GIT_ENV)
+    return repo
+
+
+def _git_in(folder: str | Path) -> git.Git:
+    """A git command runner outside any repository, with ``_SAFE_GIT_ENV``."""
+    import git
+
+    runner = git.Git(folder)
+    runner.update_environment(**_SAFE_GIT_ENV)
+    return runner
+
+
+def _open_recorded(prov: Provenance) -> git.Repo:
+    import git
+
+    root = prov.repo_root
     try:
-        return git.Repo(root, expand_vars=False)
+        return _open(root)
     except (git.GitError, OSError, TypeError) as err:
         raise ProvenanceError(
             f"the git repository {root} recorded for this run is gone or unreadable "
@@ -416,7 +474,7 @@ def _marker_of(dest: Path, repo: git.Repo, commit: str) -> str | None:
     import git
 
     try:
-        with git.Repo(dest, expand_vars=False) as tree:
+        with _open(dest) as tree:
             if (
                 tree.working_tree_dir is None
                 or Path(tree.working_tree_dir).resolve() != dest
@@ -435,13 +493,7 @@ def _abandoned(marker: str | None) -> bool:
     fields = (marker or "").split()
     if len(fields) != 3 or fields[0] != "building" or fields[1] != socket.gethostname():
         return False
-    try:
-        os.kill(int(fields[2]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):  # alive under another user, or a damaged marker
-        return False
-    return False
+    return fields[2].isdigit() and not pid_alive(int(fields[2]))
 
 
 def _apply(tree: git.Repo, patch: str) -> None:
@@ -481,5 +533,5 @@ def _reason(err: Exception) -> str:
     return next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0])
 
 
-def _unavailable(why: str) -> dict[str, Any]:
-    return {"available": False, "warnings": [why]}
+def _unavailable(why: str) -> Provenance:
+    return Provenance.unavailable(f"{why}, so this run has no code provenance.")

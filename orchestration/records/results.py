@@ -22,7 +22,9 @@ import yaml
 from ..exceptions import UsageError
 from ..workspace import CONFIG_SUFFIXES, Workspace
 from .compare import flatten, flatten_config, show_value
+from ..fsutil import read_json
 from . import run_record
+from .eta import FINISHED
 from .summary import LISTED
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
@@ -107,7 +109,8 @@ def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
         if name not in states:
             continue
         try:
-            record = run_record.load(output_dir)  # a running one's finished steps too
+            record = run_record.overlay(read_json(run_record.record_path(output_dir)),
+                                        output_dir)  # a running one's finished steps too
         except (OSError, ValueError):  # mid-crash or hand-damaged: `show` explains, here skip
             continue
         yield name, states[name], record
@@ -115,7 +118,7 @@ def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def _returned(record: dict[str, Any]) -> dict[str, Any]:
     return {task_id: task["result"] for task_id, task in (record.get("tasks") or {}).items()
-            if task.get("state") == "done" and task.get("result") is not None}
+            if task.get("state") in FINISHED and task.get("result") is not None}
 
 
 def _lookup(name: str, state: str, flat: dict[str, Any], key: str) -> Any:

@@ -4,15 +4,15 @@
 edited in between, the steps import different code from what was recorded. So the code state
 is captured once more when a run claims the experiment (once per run, not per step), and when
 it differs the run-time state is kept as ``run_provenance`` with a warning. ``diff`` and
-``rerun`` then use the code the run actually imported.
+``rerun`` then use the code the run actually imported (``RunRecord.code_state``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from . import run_record
-from .provenance import ProvenanceCache
+from .provenance import Provenance, ProvenanceCache
+from .run_record import RunRecord
 
 RECHECK_SECONDS = 5.0
 
@@ -20,32 +20,25 @@ RECHECK_SECONDS = 5.0
 _COMPARED = ("available", "commit", "dirty", "patch", "untracked")
 
 
-def code_state(record: dict[str, Any]) -> dict[str, Any]:
-    """The provenance of the code the run imported: the run-time capture when it differed."""
-    return record.get("run_provenance") or record.get("provenance") or {
-        "available": False, "warnings": ["the run record holds no code state."]}
-
-
-def drift(ready: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def drift(ready: Provenance, now: Provenance) -> list[str]:
     """How the run-time code state ``now`` differs from the ``ready`` capture, in words."""
-    changed = [key for key in _COMPARED if ready.get(key) != now.get(key)]
+    changed = [key for key in _COMPARED if getattr(ready, key) != getattr(now, key)]
     if not changed:
         return []
-    if not now.get("available"):
-        return ["code state at run start could not be captured: "
-                + " ".join(now.get("warnings", []))]
+    if not now.available:
+        return [f"code state at run start could not be captured: {now.why_missing()}"]
     out = []
     if "commit" in changed:
-        out.append(f"commit {_short(ready.get('commit'))} -> {_short(now.get('commit'))}")
+        out.append(f"commit {_short(ready.commit)} -> {_short(now.commit)}")
     if "dirty" in changed:
-        out.append(f"dirty {ready.get('dirty')} -> {now.get('dirty')}")
+        out.append(f"dirty {ready.dirty} -> {now.dirty}")
     if {"patch", "untracked"} & set(changed):
         out.append("uncommitted changes differ")
     return out
 
 
 def recheck(output_dir: Path, cache: ProvenanceCache | None = None
-            ) -> Callable[[dict[str, Any]], None]:
+            ) -> Callable[[RunRecord], None]:
     """Capture the code state now; returns a record change noting any drift from ``ready``.
 
     The git calls happen here, outside the record's lock; the change itself is cheap. A
@@ -53,20 +46,20 @@ def recheck(output_dir: Path, cache: ProvenanceCache | None = None
     claims of short experiments then shares one capture, at the price of not noticing a
     code change made in the last few seconds before a claim.
     """
-    record = run_record.load(output_dir)
-    now = (cache or ProvenanceCache()).capture(record["config"]["pathToTasks"])
-    changes = drift(record.get("provenance") or {}, now)
+    record = RunRecord.load(output_dir)
+    now = (cache or ProvenanceCache()).capture(record.config["pathToTasks"])
+    changes = drift(record.provenance, now)
 
-    def change(rec: dict[str, Any]) -> None:
+    def change(rec: RunRecord) -> None:
         if not changes:  # this run imports the recorded code (a retry may have re-recorded it)
-            rec.pop("run_provenance", None)
+            rec.run_provenance = None
             return
-        rec["run_provenance"] = now
+        rec.run_provenance = now
         warning = ("the code changed between ready and the start of the run ("
                    + "; ".join(changes) + "); the run used the code as it was at its start, "
                    "recorded as run_provenance")
-        if warning not in rec.setdefault("warnings", []):
-            rec["warnings"].append(warning)
+        if warning not in rec.warnings:
+            rec.warnings.append(warning)
 
     return change
 

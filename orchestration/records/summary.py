@@ -1,65 +1,161 @@
 """Read side: an experiment as ``show``/``status`` print it, from its folder and run record.
 
 The state comes from the folder the config is in (the source of truth); the rest from the
-run record. Configs rejected before they had a record are still listed, with their reason.
+run record's *view*: its JSON without what no listing needs (the resolved config, the
+environment's package list, the recorded patch and files), which ``ViewCache`` keeps keyed
+by the record file's size and mtime, so ``status`` over 10,000 experiments parses one file
+instead of 10,000. Configs rejected before they had a record are still listed, with their
+reason.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..exceptions import WorkspaceError
-from ..states import ExperimentState
+from ..exceptions import OrchestrationError
+from ..fsutil import atomic_write_json, read_json
+from ..states import ExperimentState, StepState
 from ..workspace import Workspace
 from . import run_record
 
-LISTED = (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.COMPLETED, ExperimentState.FAILED)
+LISTED = (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.COMPLETED,
+          ExperimentState.FAILED)
+_HEAVY = ("config", "environment", "previous_provenance")
+CACHE_VERSION = 2
 
 
-def _task_rows(record: dict) -> list[dict[str, Any]]:
+def view_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's JSON trimmed for listings (see the module doc); each task keeps its
+    ``stall_after`` from the config, for the stall flag."""
+    view = {k: v for k, v in record.items() if k not in _HEAVY}
+    for key in ("provenance", "run_provenance"):
+        if isinstance(view.get(key), dict):
+            view[key] = {k: v for k, v in view[key].items()
+                         if k in ("available", "commit", "dirty", "branch", "warnings")}
+    stall = {t.get("id"): t.get("stall_after") for t in (record.get("config") or {}).get(
+        "tasks", []) if isinstance(t, dict)}
+    view["tasks"] = {tid: {**task, "stall_after": stall.get(tid)}
+                     for tid, task in (record.get("tasks") or {}).items()}
+    return view
+
+
+class ViewCache:
+    """Views of run records, kept in ``Misc/cache/views.json`` between calls."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.path = ws.misc / "cache" / "views.json"
+        self.entries: dict[str, list[Any]] = {}
+        self.changed = False
+        try:
+            data = read_json(self.path)
+            if data.get("version") == CACHE_VERSION:
+                self.entries = data["entries"]
+        except (OSError, ValueError, AttributeError, KeyError):
+            pass
+
+    def view(self, output_dir: Path | None) -> dict[str, Any] | None:
+        """The view of the record in ``output_dir`` (side files laid over a running one),
+        or None when there is no readable record."""
+        if output_dir is None:
+            return None
+        path = run_record.record_path(output_dir)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key, stamp = str(output_dir), [st.st_mtime_ns, st.st_size]
+        hit = self.entries.get(key)
+        if hit is not None and hit[:2] == stamp:
+            view = hit[2]
+        else:
+            try:
+                view = view_of(run_record.RunRecord.from_json(read_json(path)).to_json())
+            except (OSError, ValueError):
+                return None
+            self.entries[key] = [*stamp, view]
+            self.changed = True
+        if view.get("state") == ExperimentState.RUNNING:
+            view = run_record.overlay({**view, "tasks": dict(view["tasks"])}, output_dir)
+        return view
+
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache back if it changed (``keep``: the folders still in use)."""
+        if keep is not None:
+            stale = set(self.entries) - keep
+            for key in stale:
+                del self.entries[key]
+            self.changed |= bool(stale)
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            atomic_write_json(self.path, {"version": CACHE_VERSION, "entries": self.entries},
+                              durable=False)
+        except OSError:
+            pass  # a cache: the next call reads the records again
+
+
+def _task_rows(view: dict, now: float) -> list[dict[str, Any]]:
     rows = []
-    now = time.time()
-    for task in record.get("tasks", {}).values():
+    for task in view.get("tasks", {}).values():
         seconds = task.get("seconds")
-        if task.get("state") == "running" and task.get("attempt_started"):
-            seconds = now - task["attempt_started"]
-        rows.append({"id": task["id"], "method": task["method"], "state": task["state"],
-                     "seconds": seconds, "attempts": task.get("attempts", 0),
-                     "progress": (task.get("progress") or {}).get("fraction"),
-                     "message": (task.get("progress") or {}).get("message"),
-                     "result": task.get("result"), "error": task.get("error"),
-                     "log": task.get("log")})
+        state = task.get("state")
+        progress = task.get("progress") or {}
+        row = {"id": task["id"], "method": task["method"], "state": state,
+               "seconds": seconds, "attempts": task.get("attempts", 0),
+               "progress": progress.get("fraction"), "message": progress.get("message"),
+               "result": task.get("result"), "error": task.get("error"),
+               "log": task.get("log"), "gpus": task.get("gpus")}
+        if state == StepState.RUNNING and task.get("attempt_started"):
+            row["seconds"] = now - task["attempt_started"]
+            stall = task.get("stall_after")
+            row["stalled"] = bool(stall and progress.get("at") and now - progress["at"] > stall)
+        failures = task.get("failures") or []
+        if failures:
+            row["failures"] = failures
+        rows.append(row)
     return rows
 
 
 def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path,
-              output_dir: Path | None = None, with_config: bool = True,
-              record: dict | None = None) -> dict[str, Any]:
-    """The ``show --json`` view of one experiment (``record``: its run record, if the caller
-    has read it already)."""
+              view: dict[str, Any] | None = None, config: dict | None = None,
+              now: float | None = None) -> dict[str, Any]:
+    """The ``show --json`` view of one experiment (``view``: its record's view, when the
+    caller has it; ``config``: include it)."""
     info: dict[str, Any] = {"name": name, "state": state.value, "config_file": str(path),
                             "commit": None, "dirty": None, "output_dir": None, "tasks": []}
     if state is ExperimentState.FAILED:
         error = ws.error_file(path)
         info["error"] = error.read_text().strip() if error.exists() else None
-    try:
-        output_dir = output_dir or ws.output_dir(name)
-        record = record if record is not None else run_record.load(output_dir)
-    except (WorkspaceError, OSError, ValueError):  # not readied: no record to add
+    if view is None:  # not readied: no record to add
         return info
-    prov = record.get("provenance") or {}
-    info.update(output_dir=str(output_dir), commit=prov.get("commit"), dirty=prov.get("dirty"),
-                branch=prov.get("branch"), provenance=prov.get("available", False),
-                tasks=_task_rows(record), warnings=record.get("warnings", []),
-                readied_at=record.get("readied_at"), ended=record.get("ended"))
-    if run_prov := record.get("run_provenance"):  # the code changed between ready and run
+    prov = view.get("provenance") or {}
+    info.update(output_dir=view.get("output_dir"), commit=prov.get("commit"),
+                dirty=prov.get("dirty"), branch=prov.get("branch"),
+                provenance=prov.get("available", False),
+                tasks=_task_rows(view, now or time.time()), warnings=view.get("warnings", []),
+                readied_at=view.get("readied_at"), ended=view.get("ended"))
+    if state is ExperimentState.FAILED and view.get("failure"):
+        info["failure"] = view["failure"]
+    if run_prov := view.get("run_provenance"):  # the code changed between ready and run
         info.update(run_commit=run_prov.get("commit"), run_dirty=run_prov.get("dirty"))
-    started = [a["started"] for a in record.get("attempts", [])]
+    started = [a["started"] for a in view.get("attempts", [])]
     info["started"] = started[0] if started else None
-    if with_config:
-        info["config"] = record.get("config")
+    if config is not None:
+        info["config"] = config
     return info
+
+
+def show(ws: Workspace, name: str) -> dict[str, Any]:
+    """``show --json``: one experiment, its config included."""
+    state, path = ws.locate(name)
+    try:
+        record = run_record.RunRecord.load(ws.output_dir(name)).to_json()
+    except (OSError, ValueError, OrchestrationError):  # not readied, or damaged
+        return summarize(ws, name, state, path)
+    return summarize(ws, name, state, path, view_of(record), record.get("config"))
 
 
 def listed(ws: Workspace) -> Iterator[tuple[ExperimentState, Path, Path | None]]:
@@ -73,5 +169,8 @@ def listed(ws: Workspace) -> Iterator[tuple[ExperimentState, Path, Path | None]]
 
 def all_experiments(ws: Workspace) -> list[dict[str, Any]]:
     """Every experiment of the workspace that is queued, running, completed or failed."""
-    return [summarize(ws, path.stem, state, path, output_dir, with_config=False)
+    cache = ViewCache(ws)
+    rows = [summarize(ws, path.stem, state, path, cache.view(output_dir))
             for state, path, output_dir in listed(ws)]
+    cache.save()
+    return rows

@@ -6,8 +6,8 @@ FAULT ARG is one of
   kill-writing NAME[:TEXT]  SIGKILL the worker when a complete temp file is about to replace the
                             file called NAME (whose new content holds TEXT): a kill -9 between
                             the write of a marker or run record and its rename into place
-  kill-finishing STATE      SIGKILL the worker inside ``claims.finish``, before the config's
-                            move to the folder STATE
+  kill-finishing STATE      SIGKILL the worker when a config is about to be moved to the
+                            folder STATE (the commit point of a run's end)
   enospc-writing NAME       every atomic write of a file called NAME fails with ENOSPC, as on a
                             full disk
 
@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from orchestration import claims, fsutil
+from orchestration import fsutil
 from orchestration.cli.main import main
 from orchestration.states import ExperimentState
+from orchestration.workspace import Workspace
 
 WORKER = os.getpid()
 
@@ -51,25 +52,26 @@ def kill_writing(spec: str) -> None:
 
 
 def kill_finishing(state: str) -> None:
-    real_finish = claims.finish
+    real_move = Workspace.move
 
-    def finish(ws, path: Path, to: ExperimentState, reason: str | None = None) -> Path:  # noqa: ANN001
+    def move(ws: Workspace, path: Path, to: ExperimentState, missing_ok: bool = False
+             ) -> Path | None:
         if to.folder == state:
             _kill_worker()
-        return real_finish(ws, path, to, reason)
+        return real_move(ws, path, to, missing_ok)
 
-    claims.finish = finish
+    Workspace.move = move  # type: ignore[method-assign]
 
 
 def enospc_writing(name: str) -> None:
-    real_write = fsutil.atomic_write_bytes
+    real_write = fsutil.atomic_write
 
-    def write(path: Path, data: bytes, durable: bool = True) -> None:
+    def write(path: Path, data: bytes | str, **kwargs: bool) -> None:
         if path.name == name:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, data, durable)
+        real_write(path, data, **kwargs)
 
-    fsutil.atomic_write_bytes = write
+    fsutil.atomic_write = write
 
 
 FAULTS: dict[str, Callable[[str], None]] = {

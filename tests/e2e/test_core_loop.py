@@ -25,7 +25,7 @@ def test_three_experiments_complete_each_step_once(ws, tasks_dir, ledger):
         assert (ws / "Output" / "sweep" / f"exp-{i}" / "train.txt").read_text() == str(i)
     show = json.loads(run_cli("show", "exp-1", "--json", ws=ws).stdout)
     assert show["state"] == "completed"
-    assert [t["state"] for t in show["tasks"]] == ["done"] * 3
+    assert [t["state"] for t in show["tasks"]] == ["completed"] * 3
     assert show["tasks"][1]["result"] == {"value": 1, "task": "train"}
     logs = run_cli("logs", "exp-1", "train", ws=ws).stdout
     assert "stdout of train" in logs and "log of train" in logs

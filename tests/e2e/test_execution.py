@@ -84,12 +84,11 @@ def wait_until_dead(pid: int, deadline: float = 5.0) -> bool:
 
 CRASHES = [
     # experiment, its middle step's method, what its error file says, what else its log holds
-    ("sigkill", "SelfKill", "killed by SIGKILL", ""),
+    ("sigkill", "SelfKill", "killed (SIGKILL)", ""),
     ("exit-zero", "ExitZero", "exited with code 0 before run() returned", ""),
     ("exit-three", "ExitCode", "exited with code 3 before run() returned", ""),
-    ("segfault", "Segfault", "killed by SIGSEGV", "Fatal Python error: Segmentation fault"),
+    ("segfault", "Segfault", "killed (SIGSEGV)", "Fatal Python error: Segmentation fault"),
     ("raises", "Fail", "ValueError: deliberate failure", "Traceback (most recent call last)"),
-    ("unserialisable", "Unserialisable", "returned a value that is not JSON-serialisable", ""),
 ]
 HEALTHY = ["healthy-a", "healthy-b"]
 
@@ -114,6 +113,21 @@ def test_a_crashing_step_fails_only_its_own_experiment(ws, tasks_dir, ledger):
         assert state_of(ws, name) == "ConfigsCompleted"
         assert ran(ledger, name) == ["s0", "s1", "s2"]
     assert f"{len(CRASHES)} experiment(s) failed" in result.stderr
+
+
+def test_a_finished_step_never_fails_for_its_return_value(ws, tasks_dir, ledger):
+    """What ML users return (numpy scalars and arrays, paths, tuples...) is kept as JSON;
+    anything else as its repr, with a warning in the log: hours of work are never lost."""
+    queue(ws, tasks_dir, ledger, {"odd": steps("Unserialisable", "NumpyLike")})
+    result = work(ws)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tasks = {t["id"]: t for t in show(ws, "odd")["tasks"]}
+    assert tasks["s0"]["state"] == tasks["s1"]["state"] == "completed"
+    assert tasks["s0"]["result"]["model"].startswith("<object object at")
+    assert "warning: the return value holds a object" in (ws / "Output" / "odd" / "logs" /
+                                                          "s0.log").read_text()
+    assert tasks["s1"]["result"] == {"acc": 0.93, "confusion": [[1, 0], [0, 1]],
+                                     "where": "/tmp/model.pt", "pair": [1, 2]}
 
 
 @pytest.mark.parametrize("method", ["Sleep", "Grandchild"])
@@ -166,7 +180,7 @@ def test_logs_keep_what_a_crashing_step_printed(ws, tasks_dir, ledger):
 
     unknown = run_cli("logs", "noisy", "nope", ws=ws)
     assert unknown.returncode == 2
-    assert "error: noisy has no task 'nope'; its tasks: s0, s1, s2" in unknown.stderr
+    assert "error: noisy has no step 'nope'; its steps: s0, s1, s2" in unknown.stderr
 
 
 @pytest.mark.parametrize("command, workspace_param, runs", [
@@ -245,7 +259,7 @@ def test_a_dag_runs_each_step_once_after_what_it_requires(ws, tasks_dir, ledger,
     for t in tasks:
         for dep in t.get("requires", []):
             assert order.index(dep) < order.index(t["id"]), order
-    assert [t["state"] for t in show(ws, "dag")["tasks"]] == ["done"] * len(tasks)
+    assert [t["state"] for t in show(ws, "dag")["tasks"]] == ["completed"] * len(tasks)
 
 
 def _free_port() -> int:
@@ -256,9 +270,9 @@ def _free_port() -> int:
 
 @pytest.fixture
 def luigid(tmp_path: Path) -> Iterator[str]:
-    """A real luigid on 127.0.0.1 whose ``[resources]`` allow one gpu; yields its URL."""
+    """A real luigid on 127.0.0.1 whose ``[resources]`` allow one licence; yields its URL."""
     config = tmp_path / "luigid.cfg"
-    config.write_text("[resources]\ngpu = 1\n")
+    config.write_text("[resources]\nlicence = 1\n")
     port = _free_port()
     with open(tmp_path / "luigid.log", "wb") as log:
         proc = subprocess.Popen(
@@ -287,17 +301,17 @@ def luigid(tmp_path: Path) -> Iterator[str]:
 
 def test_a_resource_limit_holds_across_a_workers_experiments_through_luigid(
         ws, tasks_dir, ledger, tmp_path, luigid):
-    """With the local scheduler each experiment has its own scheduler, so only luigid can
-    keep two experiments' gpu steps apart."""
+    """With the local scheduler each runner has its own scheduler, so only luigid can keep
+    two experiments' steps that need the one licence apart."""
     intervals = tmp_path / "intervals"
-    queue(ws, tasks_dir, ledger, {name: steps("Interval", s0={"resources": {"gpu": 1}})
+    queue(ws, tasks_dir, ledger, {name: steps("Interval", s0={"resources": {"licence": 1}})
                                   for name in ("gpu-a", "gpu-b")}, intervals=str(intervals))
     result = work(ws, "--workers", "2", "--scheduler-url", luigid)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [state_of(ws, n) for n in ("gpu-a", "gpu-b")] == ["ConfigsCompleted"] * 2
     first, second = sorted(tuple(map(float, line.split()))
                            for line in intervals.read_text().splitlines())
-    assert first[1] <= second[0], f"the gpu steps overlapped: {first} {second}"
+    assert first[1] <= second[0], f"the licensed steps overlapped: {first} {second}"
 
 
 def test_a_config_the_worker_cannot_run_fails_alone(ws, tasks_dir, ledger):

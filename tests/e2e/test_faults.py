@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 
 from orchestration import claims
 from orchestration.fsutil import TMP_MARK, pid_alive
-from orchestration.worker import reconcile
+from orchestration.lifecycle import reconcile
 from orchestration.workspace import Workspace
 from tests.conftest import free_port, port_open, read_ledger, run_cli, state_of, wait_until
 from tests.e2e.test_execution import (WORKER_TIMEOUT, error_text, queue, ran, show, steps,
@@ -86,7 +86,7 @@ def held(ws: Path, tasks_dir: Path, ledger: Path, tmp_path: Path, name: str) -> 
 
 def assert_finished_cleanly(ws: Path, name: str) -> None:
     assert state_of(ws, name) == "ConfigsCompleted"
-    assert {t["state"] for t in show(ws, name)["tasks"]} == {"done"}
+    assert {t["state"] for t in show(ws, name)["tasks"]} == {"completed"}
     assert leftovers(ws) == []
     assert not list((ws / "ConfigsInProgress").iterdir())  # no owner file either
 
@@ -98,8 +98,9 @@ def test_a_worker_killed_mid_step_takes_its_step_along_and_the_next_worker_finis
     worker = background(ws, tmp_path / "worker.log", "worker", "--exit-when-empty")
     try:
         step = psutil.Process(started_pid(Path(flags["started_flag"])))
-        runner = step.parent()
-        assert runner.parent().pid == worker.pid  # worker -> runner -> step
+        chain = step.parents()  # step <- code host <- zygote <- runner <- worker
+        assert [p.pid for p in chain[:4]][-1] == worker.pid
+        runner = chain[2]
     finally:
         worker.kill()
         worker.wait()
@@ -120,7 +121,7 @@ TORN_WRITES = [
     # the file being written when the worker is killed, the folder of its temp file, and
     # which steps executed in all: a lost marker runs its step again, a lost record does not
     ("s0.done.json", ".orchestration", ["s0", "s0", "s1"]),
-    ('run.json:"state": "done"', ".", ["s0", "s1"]),
+    ('run.json:"state": "completed"', ".", ["s0", "s1"]),
 ]
 
 
@@ -164,7 +165,7 @@ def test_a_step_sigkilled_on_every_attempt_fails_after_its_retries(ws, tasks_dir
     assert state_of(ws, "doomed") == "ConfigsFailed"
     assert ran(ledger, "doomed") == ["s0"] * 3
     error = error_text(ws, "doomed")
-    assert "failed after 3 attempt(s)" in error and "killed by SIGKILL" in error, error
+    assert "failed after 3 attempt(s)" in error and "killed (SIGKILL)" in error, error
 
 
 def test_no_luigid_at_start_is_a_clear_error_and_nothing_leaves_the_queue(
@@ -209,7 +210,7 @@ def test_luigid_killed_mid_step_keeps_the_step_and_puts_the_experiment_back(
     assert "runner for orphan crashed" not in log
     assert state_of(ws, "orphan") == "ConfigsToRun"
     assert marker(ws, "orphan", "s1").exists()  # the step that ran meanwhile is kept
-    assert [t["state"] for t in show(ws, "orphan")["tasks"]] == ["done", "done", "pending"]
+    assert [t["state"] for t in show(ws, "orphan")["tasks"]] == ["completed", "completed", "pending"]
 
     again = work(ws)  # a local scheduler now
     assert again.returncode == 0, again.stdout + again.stderr
@@ -282,10 +283,10 @@ def test_reconcile_on_start_repairs_what_crashes_left(ws, tasks_dir, ledger, mon
     queue(ws, tasks_dir, ledger, {"ownerless": steps("Ledger")})
     os.rename(ws / "ConfigsToRun" / "ownerless.yaml", ws / "ConfigsInProgress" / "ownerless.yaml")
     dead, live = dead_pid(), os.getpid()
-    stale = [ws / "ConfigsInProgress" / f"{TMP_MARK}{dead}-ownerless.owner.json",
-             ws / "ConfigsFailed" / f"{TMP_MARK}{dead}-x.error.txt",
+    stale = [ws / "ConfigsInProgress" / f"{TMP_MARK}{dead}@{claims.HOST}~0~ownerless.owner.json",
+             ws / "ConfigsFailed" / f"{TMP_MARK}{dead}@{claims.HOST}~1~x.error.txt",
              ws / "ConfigsToRun" / "x.yaml-luigi-tmp-1234"]
-    in_use = ws / "ConfigsFailed" / f"{TMP_MARK}{live}-y.error.txt"  # a live writer's
+    in_use = ws / "ConfigsFailed" / f"{TMP_MARK}{live}@{claims.HOST}~2~y.error.txt"  # live
     for path in [*stale, in_use]:
         path.write_text("half")
     monkeypatch.setattr(claims, "NO_OWNER_GRACE_SECONDS", 0.0)  # its grace has passed

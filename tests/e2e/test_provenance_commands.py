@@ -78,7 +78,7 @@ def test_show_reports_head_and_the_dirty_flag(ws, const_dir, code_repo):
     assert info["state"] == "completed"
     assert info["output_dir"] == str(ws / "Output" / "runs" / "clean")
     assert info["tasks"][0]["id"] == "write" and info["tasks"][0]["method"] == "WriteConstant"
-    assert info["tasks"][0]["state"] == "done" and info["tasks"][0]["seconds"] >= 0
+    assert info["tasks"][0]["state"] == "completed" and info["tasks"][0]["seconds"] >= 0
     assert info["config"]["lr"] == 0.1
     text = ok("show", "clean", ws=ws)
     assert info["commit"] in text and "branch:  main" in text and "dirty:   no" in text

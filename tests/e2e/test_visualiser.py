@@ -79,7 +79,8 @@ def test_api_lists_running_steps_and_experiment_progress(sweep):
         message = pending[name]["status_message"]
         assert message.startswith("1/3 steps, train "), message
         assert "left" in message
-        assert pending[name]["params"]["claim"] == "1"
+        assert "claim" not in pending[name]["params"]  # hidden: the view stays readable
+        assert "workspace" not in pending[name]["params"]
         assert 0 <= pending[name]["progress_percentage"] < 100
     done = task_list(url, "DONE")
     assert any(t["params"].get("step") == "prepare" for t in done.values())

@@ -1,0 +1,155 @@
+"""Run one step: its attempts, retried by cause, in the experiment's code host.
+
+``run_step`` only runs and reports: each attempt is a fork of the code host; a failed
+attempt's cause decides whether it is retried (the task's ``retry_on`` and ``retries``,
+after ``retry_delay``); what was written along the way goes through the lifecycle module
+(a running file when an attempt starts, the marker when the step is done, the cause of each
+failed attempt). What the outcome means for the experiment is the caller's decision.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import lifecycle
+from .codehost import CodeHost, Zygote
+from .config.schema import TaskSpec
+from .exceptions import TasksImportError
+from .failures import Failure, FailureCause
+from .fsutil import HOST
+from .gpus import ENV, GpuPool, default_devices
+from .plan import Plan
+from .records import run_record
+from .records.run_record import Marker
+from .sandbox import AttemptRequest, ProgressFn
+
+PROGRESS_RECORD_INTERVAL = 1.0
+
+
+@dataclass
+class StepOutcome:
+    """How a step ended: done (its marker), or failed (the last attempt's failure)."""
+
+    marker: Marker | None
+    failure: Failure | None
+
+    @property
+    def ok(self) -> bool:
+        return self.marker is not None
+
+
+class HostPool:
+    """The code hosts of this process: one per experiment run, started at its first step
+    (from a lean zygote in a slot runner, else by forking this process)."""
+
+    def __init__(self, zygote: Zygote | None = None, owner: int | None = None,
+                 gpus: GpuPool | None = None) -> None:
+        self.zygote, self.owner = zygote, owner
+        self.gpus = gpus if gpus is not None else GpuPool(default_devices())
+        self.hosts: dict[tuple[str, str], CodeHost] = {}
+
+    def host(self, plan: Plan, log: Path) -> CodeHost:
+        """The host for ``plan``'s code (prints at import go to ``log``, the first step's)."""
+        key = (str(plan.output_dir), plan.snapshot)
+        host = self.hosts.get(key)
+        if host is None or host.dead:
+            host = CodeHost.start(plan.code_folder, owner=self.owner or os.getpid(),
+                                  output=log, zygote=self.zygote)
+            self.hosts[key] = host
+        return host
+
+    def release(self, plan: Plan) -> None:
+        host = self.hosts.pop((str(plan.output_dir), plan.snapshot), None)
+        if host is not None and not host.dead:
+            host.close()
+
+
+class _Live:
+    """A running attempt's progress: to the experiment's running file (at most once a
+    second: progress can come thousands of times, the file is for ``status``) and on to
+    ``forward`` (the Luigi visualiser)."""
+
+    def __init__(self, plan: Plan, task_id: str, forward: ProgressFn | None) -> None:
+        self.plan, self.task_id, self.forward = plan, task_id, forward
+        self.info: dict = {}
+        self.last = 0.0
+
+    def begin(self, attempt: int, started: float, gpus: list[str]) -> None:
+        self.info = {"attempts": attempt, "started": started, "attempt_started": time.time(),
+                     "host": HOST, "gpus": gpus or None}
+        lifecycle.step_progress(self.plan, self.task_id, self.info)
+
+    def __call__(self, fraction: float, message: str | None = None) -> None:
+        if self.forward is not None:
+            self.forward(fraction, message)
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_RECORD_INTERVAL:
+            self.last = now
+            self.info["progress"] = {"fraction": fraction, "message": message,
+                                     "at": time.time()}
+            lifecycle.step_progress(self.plan, self.task_id, self.info)
+
+
+def _note(log: Path, text: str) -> None:
+    with open(log, "a") as fh:
+        fh.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {text}\n")
+
+
+def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
+             forward: ProgressFn | None = None) -> StepOutcome:
+    """Run ``task`` of ``plan`` until it is done or its failure is final (see module doc)."""
+    log = run_record.log_path(plan.output_dir, task.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    live = _Live(plan, task.id, forward)
+    started, attempt, counted = time.time(), 0, 0
+    while True:
+        attempt += 1
+        with pool.gpus.lease(task.gpus, lambda: _note(
+                log, f"waiting for {task.gpus} free GPU(s) of {pool.gpus.devices}")) as gpus:
+            live.begin(attempt, started, gpus)
+            _note(log, f"attempt {attempt} of {task.retries + 1} on {HOST}"
+                  + (f", GPU {','.join(gpus)}" if gpus else ""))
+            outcome_seconds = time.monotonic()
+            try:
+                host = pool.host(plan, log)
+            except TasksImportError as exc:
+                _note(log, str(exc))
+                failure = Failure(FailureCause.EXCEPTION, f"TasksImportError: {exc}",
+                                  attempt=attempt, ended=time.time())
+                outcome = None
+            else:
+                request = AttemptRequest(
+                    log=str(log), attempt=attempt, timeout=task.timeout,
+                    stall_after=task.stall_after, stall_kill=task.stall_action == "kill",
+                    cwd=str(plan.code_folder), env={ENV: ",".join(gpus)},
+                    code_folder=str(plan.code_folder))
+                outcome = host.call("run", task.method, plan.task_config(task), task.entry,
+                                    plan.output_dir, request, live)
+                failure = outcome.failure
+            if outcome is not None and outcome.ok:
+                marker = Marker(task.id, task.method, plan.snapshot, plan.inputs[task.id],
+                                started, time.time(), outcome.seconds, attempt, HOST,
+                                outcome.result, gpus or None, outcome.warnings)
+                try:
+                    lifecycle.step_completed(plan, marker)
+                    return StepOutcome(marker, None)
+                except OSError as exc:  # a full disk: without its marker the step is not done
+                    failure = Failure(FailureCause.MARKER_WRITE, f"run() returned but its "
+                                      f"marker could not be saved: {exc}", attempt=attempt,
+                                      seconds=time.monotonic() - outcome_seconds,
+                                      ended=time.time())
+        assert failure is not None
+        _note(log, f"attempt {attempt} of {task.retries + 1} failed: {failure.cause.value}: "
+              f"{failure.detail}")
+        if failure.cause.infrastructure:
+            return StepOutcome(None, failure)  # back to the queue; never uses up retries
+        failure.counted = failure.cause in task.retry_on
+        lifecycle.attempt_failed(plan, task.id, failure)
+        counted += failure.counted
+        if not failure.counted or counted > task.retries:
+            return StepOutcome(None, failure)
+        if task.retry_delay:
+            time.sleep(task.retry_delay)  # the user's retry_delay, by design
