@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestration.records.compare import compare, config_diff, flatten, flatten_config
+from orchestration.config.keys import flatten, flatten_config
+from orchestration.records.compare import compare, config_diff
 from orchestration.records.provenance import ProvenanceCache
 from tests.conftest import git
 
