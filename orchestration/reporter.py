@@ -38,7 +38,10 @@ class Reporter:
         self.err = _console(err or sys.stderr)
 
     def line(self, text: str = "", style: str | None = None) -> None:
-        self.out.print(text, style=style, markup=False)
+        if self.out.is_terminal:
+            self.out.print(text, style=style, markup=False)
+        else:  # the same text; rich costs 0.1 ms a line (a submit of 1000 prints 1000 lines)
+            self.out.file.write(text + "\n")
 
     def warn(self, text: str) -> None:
         self.err.print(f"warning: {text}", style="yellow", markup=False)

@@ -5,6 +5,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import omegaconf.base
+import omegaconf.grammar_parser
 import pytest
 import yaml
 
@@ -150,6 +152,7 @@ def test_points_resolve_as_ready_resolves_them(ws, tmp_path, tasks_dir):
     for point in names.points:
         written = load_config(source(ws, point.name))
         assert point.config_sha256 == snapshot_hash(written, Path.cwd())
+    assert omegaconf.base.parse is omegaconf.grammar_parser.parse  # the parse memo is gone
     resolved = load_config(source(ws, "interp-seed2-name_b"))
     assert resolved["model"] == {"name": "b", "size": 2, "copy": {"depth": 2, "tags": ["a", 2]}}
     assert resolved["layers"] == [1, 2, {"k": 2}] and resolved["literal"] == "${not.resolved}"
