@@ -42,6 +42,7 @@ class Reporter:
             self.out.print(text, style=style, markup=False)
         else:  # the same text; rich costs 0.1 ms a line (a submit of 1000 prints 1000 lines)
             self.out.file.write(text + "\n")
+            self.out.file.flush()  # as rich does: in `2>&1` logs, lines stay in time order
 
     def warn(self, text: str) -> None:
         self.err.print(f"warning: {text}", style="yellow", markup=False)

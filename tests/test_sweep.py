@@ -14,7 +14,8 @@ from orchestration.records.results import parse_where
 
 BASE = {"lr": 0.1, "seed": 0, "optimizer": {"name": "sgd", "lr": 0.5},
         "tasks": [{"id": "train", "method": "Train", "epochs": 3},
-                  {"id": "eval.v2", "method": "Eval"}, {"id": "1", "method": "One"}]}
+                  {"id": "eval.v2", "method": "Eval"}, {"id": "1", "method": "One"},
+                  {"id": "train.epochs", "method": "Odd"}]}
 
 
 def value(text: str):
@@ -121,6 +122,7 @@ def locate(text: str):
     ("optimizer.lr=1", ("optimizer", "lr")), ("tasks.train.epochs=9", ("tasks", 0, "epochs")),
     ("tasks.eval.v2.method=E", ("tasks", 1, "method")),  # ids may hold '.'
     ("tasks.1.method=E", ("tasks", 2, "method")),  # an id before a list index
+    ("tasks.train.epochs.method=X", ("tasks", 3, "method")),  # the longest id with a key
     ("tasks.0.epochs=9", ("tasks", 0, "epochs")), ("+tasks.train.note=x",
                                                    ("tasks", 0, "note")),
     ("+new.deep=1", ("new", "deep")), ("++lr=0.2", ("lr",)), ("++fresh=[1]", ("fresh",))])

@@ -201,10 +201,11 @@ def grid(axes: Sequence[Axis]) -> Iterator[tuple[Any, ...]]:
 
 # --- where a key is -------------------------------------------------------------------------
 def _task_index(tasks: list, parts: list[str]) -> tuple[int, int] | None:
-    """(list index, parts used) of the task a key names: its id (ids may hold ``.``, the
-    longest that matches wins), else a list index."""
+    """(list index, parts used) of the task a key names: its id (ids may hold ``.``: the
+    longest that leaves a key of the task wins, then one naming the whole task), else a
+    list index."""
     ids = {str(t["id"]): i for i, t in enumerate(tasks) if isinstance(t, Mapping) and "id" in t}
-    for used in range(len(parts), 0, -1):
+    for used in [*range(len(parts) - 1, 0, -1), len(parts)]:
         if ".".join(parts[:used]) in ids:
             return ids[".".join(parts[:used])], used
     if parts and parts[0].isdigit() and int(parts[0]) < len(tasks):
