@@ -219,3 +219,17 @@ def test_names_follow_name_keys_or_a_template(ws, base):
     assert submit(base, sweep={"seed": [3]}, name="run-{seed:02d}", workspace=ws) == ["run-03"]
     with pytest.raises(UsageError, match="not both"):
         submit(base, sweep={"seed": [4]}, name="x", name_keys=["seed"], workspace=ws)
+
+
+def test_a_point_equal_to_a_hand_written_readied_config_is_skipped(ws, base, tasks_dir):
+    from orchestration.ready import ready_files
+    from orchestration.workspace import Workspace
+
+    hand = make_config(tasks_dir, "runs/1", TRAIN, seed=1, epochs=1)  # no header, no ${}
+    path = write_base(ws / "ConfigSources" / "by-hand.yaml", hand)
+    [outcome] = ready_files(Workspace(ws), [path], Path.cwd(), whole=True)
+    assert outcome.queued, outcome.message
+    names = submit(base, sweep={"seed": [1, 2]}, workspace=ws)
+    assert names == ["base-seed2"]
+    assert (names.skipped[0].duplicate_of, names.skipped[0].duplicate_state) == (
+        "by-hand", ExperimentState.QUEUED)  # by the config_sha256 in its run.json
