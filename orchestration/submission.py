@@ -22,24 +22,18 @@ of the same call when either
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import re
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
-
-import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from typing import Any, Mapping, Sequence
 
 from .config import sweep as sweeps
-from .config.loader import load_config, parse_yaml, resolve, to_omegaconf
-from .config.names import Namer, describe, show, unique_name
-from .config.schema import check
-from .config.validate import tasks_folder
+from .config.loader import load_config
+from .config.names import show, unique_name
+from .config.points import Planned, Planner, absolute_tasks, parse_once
 from .exceptions import ConfigError, UsageError, WorkspaceError
 from .fsutil import fsync_dir, temp_path
 from .ready import Outcome, ready_files, ready_lock
@@ -50,9 +44,7 @@ from .workspace import Workspace
 HEADER = b"# written by `job-orchestration submit`"
 HASH_LINE = re.compile(rb"^# (?:config_sha256: ([0-9a-f]{64}), )?text_sha256: ([0-9a-f]{64})\n",
                        re.M)
-RESOLVER_CALL = re.compile(r"\$\{\s*[\w.]+\s*:")  # ${now:...}, ${oc.env:...}
 FSYNC_EACH_MAX = 16  # more files than this: one syncfs for the batch instead of one fsync each
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True)
@@ -87,18 +79,8 @@ class Submitted(list):
 def snapshot_hash(resolved: dict, base: Path) -> str:
     """The ``config_sha256`` that ``ready`` run in ``base`` records for this resolved config."""
     if isinstance(resolved.get("pathToTasks"), str):
-        resolved = {**resolved, "pathToTasks": _absolute(resolved["pathToTasks"], base)}
+        resolved = {**resolved, "pathToTasks": absolute_tasks(resolved["pathToTasks"], base)}
     return run_record.config_hash(resolved)
-
-
-@functools.lru_cache(maxsize=64)
-def _absolute(path_to_tasks: str, base: Path) -> str:
-    """``pathToTasks`` as ``ready`` run in ``base`` makes it absolute (the same for most points)."""
-    return str(tasks_folder(path_to_tasks, base))
-
-
-def _dump(data: dict[str, Any]) -> bytes:
-    return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True).encode()
 
 
 def header_hashes(text: bytes) -> tuple[str, str | None] | None:
@@ -176,149 +158,8 @@ def _resolved_hash(path: Path, cwd: Path) -> str | None:
         return None
 
 
-# --- the points -----------------------------------------------------------------------------
-@dataclass
-class _Planned:
-    values: tuple[Any, ...]
-    label: str
-    readable: str
-    data: dict[str, Any]
-    body: bytes
-    text_sha256: str
-    config_sha256: str | None = None
-    deterministic: bool = False  # the config hash depends on the text alone
-    absolute_tasks: bool = False
-    output_dir: str | None = None
-
-
-class _Planner:
-    """Every point's text and wanted name (cheap), and its resolved config when needed.
-
-    A point's YAML is written one top-level key at a time: the keys no axis touches are
-    dumped once for all points (dumping whole configs was the largest cost of a resubmit).
-    One OmegaConf object is reused with each point's values set on it: creating one per
-    point costs more than resolving it.
-    """
-
-    def __init__(self, base: Path, axes: list[sweeps.Axis], cwd: Path, namer: dict) -> None:
-        self.base, self.axes, self.cwd = base, axes, cwd
-        self.data = parse_yaml(base)
-        self.paths = [sweeps.locate(self.data, axis, str(base)) for axis in axes]
-        self.namer = Namer(base.stem, axes, self.data, **namer)
-        touched = {path[0] for path in self.paths}
-        self._texts = {key: _dump({key: value}) for key, value in self.data.items()
-                       if key not in touched and key != "pathToTasks"}
-        self._cfg = None
-        self._outputs: dict[str, _Planned] = {}  # normalised outputDir -> the point
-        self._inside: dict[str, _Planned] = {}   # a folder holding a point's outputDir
-
-    def points(self) -> list[_Planned]:
-        planned = []
-        for values in sweeps.grid(self.axes):
-            point = {**self.data}
-            for path, value in zip(self.paths, values):
-                point = _with(point, path, value)
-            tasks = point.get("pathToTasks")
-            if isinstance(tasks, str) and "${" not in tasks:
-                point["pathToTasks"] = _absolute(tasks, self.cwd)
-            body = b"".join(self._texts.get(key) or _dump({key: value})
-                            for key, value in point.items())
-            planned.append(_Planned(values, describe(self.axes, values),
-                                    self.namer.name(values), point, body,
-                                    hashlib.sha256(body).hexdigest()))
-        return planned
-
-    def resolve(self, plan: _Planned) -> None:
-        """Resolve and check one point; fills its config hash; raises ConfigError."""
-        where = f"{self.base} with {plan.label}" if self.axes else str(self.base)
-        try:
-            if self._cfg is None:
-                self._cfg = to_omegaconf(self.base, plan.data)
-            else:
-                for path, value in zip(self.paths, plan.values):
-                    sweeps.assign(self._cfg, path, value)
-                    if path[0] == "pathToTasks":  # as written: made absolute
-                        self._cfg["pathToTasks"] = plan.data["pathToTasks"]
-            resolved = self._resolved(plan.data)
-            spec, problems = check(resolved)
-            if spec is None:
-                raise ConfigError(self.base, problems)
-        except ConfigError as exc:
-            raise ConfigError(where, exc.problems) from None
-        plan.config_sha256 = snapshot_hash(resolved, self.cwd)
-        plan.absolute_tasks = os.path.isabs(resolved["pathToTasks"])
-        plan.deterministic = plan.absolute_tasks and not RESOLVER_CALL.search(plan.body.decode())
-        plan.output_dir = resolved["outputDir"]
-
-    def _resolved(self, data: dict[str, Any]) -> dict[str, Any]:
-        """``data`` resolved as OmegaConf resolves it, asking OmegaConf only for the values
-        holding an interpolation (or ``???``): resolving the whole config visits every node
-        (0.6 ms for a 10-key config, more per key) where one interpolation costs 0.3 ms."""
-        resolved = data
-        try:
-            for path in _interpolations(data):
-                node = self._cfg
-                for part in path:
-                    node = node[part]  # OmegaConf resolves the value here
-                if isinstance(node, (DictConfig, ListConfig)):
-                    node = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-                resolved = _with(resolved, path, node)
-        except (OmegaConfBaseException, RecursionError):
-            resolve(self.base, self._cfg)  # raises the loader's ConfigError naming the key
-            raise
-        return resolved
-
-    def claim_output(self, plan: _Planned) -> None:
-        """Two points written by one call must not share an output folder (nor nest in
-        another's): ``ready`` would reject all but the first, after the sweep was written."""
-        parts = os.path.normpath(str(plan.output_dir)).split(os.sep)
-        ancestors = [os.sep.join(parts[:n]) for n in range(1, len(parts))]
-        key = os.sep.join(parts)
-        other = next((self._outputs[k] for k in (*ancestors, key) if k in self._outputs),
-                     self._inside.get(key))
-        if other is not None:
-            lacking = [axis.key for axis, x, y in zip(self.axes, other.values, plan.values)
-                       if show(x) != show(y)]
-            where = (f"both write into outputDir {key}" if other.output_dir == plan.output_dir
-                     else f"write into {other.output_dir} and {plan.output_dir}, one inside "
-                          "the other")
-            raise UsageError(
-                f"{self.base}: the points {other.label} and {plan.label} {where}: outputDir "
-                f"{self.data.get('outputDir')} lacks {', '.join(lacking)}; put "
-                f"{' and '.join('${' + k + '}' for k in lacking)} into it")
-        self._outputs[key] = plan
-        self._inside.update(dict.fromkeys(ancestors, plan))
-
-
-def _interpolations(node: Any, path: tuple[sweeps.Segment, ...] = ()
-                    ) -> Iterator[tuple[sweeps.Segment, ...]]:
-    """The paths of the values OmegaConf resolves: strings holding ``${`` and ``???``."""
-    items = (node.items() if isinstance(node, dict) else
-             enumerate(node) if isinstance(node, list) else ())
-    for key, value in items:
-        if isinstance(value, str):
-            if "${" in value or value == "???":
-                yield (*path, key)
-        else:
-            yield from _interpolations(value, (*path, key))
-
-
-def _with(node: Any, path: Sequence[sweeps.Segment], value: Any) -> Any:
-    """A copy of ``node`` with ``path`` set to ``value``: only the containers on the path are
-    copied (the point's other values are shared with the base and never changed)."""
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, list):
-        copy = list(node)
-        copy[head] = _with(node[head], rest, value)  # type: ignore[index]
-        return copy
-    copy = dict(node)
-    copy[head] = _with(node.get(head, {}), rest, value)
-    return copy
-
-
-def _text(plan: _Planned, base: Path) -> bytes:
+# --- writing --------------------------------------------------------------------------------
+def _text(plan: Planned, base: Path) -> bytes:
     lines = [HEADER + f" from {show(str(base.absolute()))}".encode(),
              f"# {plan.label or '(no overrides)'}; ${{...}} are resolved at `ready`".encode()]
     if plan.deterministic:
@@ -329,30 +170,6 @@ def _text(plan: _Planned, base: Path) -> bytes:
     return b"\n".join(lines) + b"\n" + plan.body
 
 
-@contextmanager
-def _parse_once() -> Iterator[None]:
-    """Remember OmegaConf's parse of each interpolation text while the points resolve.
-
-    OmegaConf parses a value's text (with a pure-Python ANTLR parser) every time it
-    resolves it: 80% of resolving a point (0.79 ms a point with two interpolations, 0.16 ms
-    with the parse remembered), and every point of a sweep holds the same texts. The parse
-    is a pure function of the text and its tree is only read; the original is restored on
-    exit. Without that function (another omegaconf), points resolve unaided.
-    """
-    import omegaconf.base
-
-    original = getattr(omegaconf.base, "parse", None)
-    if original is None:
-        yield
-        return
-    omegaconf.base.parse = functools.lru_cache(maxsize=256)(original)
-    try:
-        yield
-    finally:
-        omegaconf.base.parse = original
-
-
-# --- writing --------------------------------------------------------------------------------
 def _sync_filesystem(folder: Path) -> None:
     """Flush every written file of ``folder``'s filesystem in one call: 1000 fsyncs take
     0.8 s on our CI disk, one syncfs(2) 0.02 s. Where syncfs is missing, sync(2)."""
@@ -415,15 +232,15 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
         raise UsageError(f"{base}: no such config file")
     if isinstance(name_keys, str):
         name_keys = [k.strip() for k in name_keys.split(",") if k.strip()]
-    planner = _Planner(base_path, sweeps.parse_axes(overrides, sweep), cwd,
+    planner = Planner(base_path, sweeps.parse_axes(overrides, sweep), cwd,
                        {"keys": name_keys, "template": name})
     planned = planner.points()
     points, fresh = [], []
-    with nullcontext() if dry_run else ready_lock(ws), _parse_once():
+    with nullcontext() if dry_run else ready_lock(ws), parse_once():
         index = WorkspaceIndex.scan(ws, cwd)
         for plan in planned:
             if (twin := index.by_text.get(plan.text_sha256)) is None:
-                planner.resolve(plan)
+                plan.config_sha256 = snapshot_hash(planner.resolve(plan), cwd)
                 found = index.same_config(plan.config_sha256)
                 twin = found and (*found, plan.config_sha256)
             if twin:
