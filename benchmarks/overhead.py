@@ -229,5 +229,41 @@ def _print_table(result: dict) -> None:
           f"(of which Python start-up and import {s['python_startup_and_import']:.2f} s)")
 
 
+def bench_submit(root: Path, n: int) -> dict:
+    """``submit`` of an ``n``-point sweep into an empty workspace, then of the same sweep
+    again (every point skipped as a duplicate), with a plain base and with ``${now:...}``
+    in its outputDir; in-process library calls, wall seconds. Also the CLI (Python start-up
+    and imports included) for the plain base."""
+    from orchestration.submission import submit
+
+    result: dict = {"n": n}
+    for label, output_dir in (("plain", "runs/${seed}"), ("now", "runs/${now:%Y}/${seed}")):
+        folder = root / f"submit-{label}"
+        ws = Workspace(folder / "ws")
+        ws.init()
+        (folder / "tasks").mkdir()
+        base = folder / "base.yaml"
+        base.write_text(yaml.safe_dump({
+            "githubRepository": "https://github.com/me/project",
+            "pathToTasks": str(folder / "tasks"), "outputDir": output_dir,
+            "tasks": [{"id": f"s{i}", "method": "Noop"} for i in range(STEPS)],
+            "seed": 0, "lr": 0.1, "model": {"depth": 3, "width": 128}}, sort_keys=False))
+        for phase, expect in (("submit", n), ("resubmit", 0)):
+            start = time.perf_counter()
+            written = submit(base, sweep={"seed": list(range(n))}, workspace=ws)
+            result[f"{phase}_{label}_s"] = time.perf_counter() - start
+            assert len(written) == expect, (phase, label, len(written))
+    folder = root / "submit-cli"
+    Workspace(folder / "ws").init()
+    base = root / "submit-plain" / "base.yaml"
+    command = [sys.executable, "-m", "orchestration", "--workspace", str(folder / "ws"),
+               "submit", str(base), "--sweep", f"seed=range(0,{n})"]
+    for phase in ("submit", "resubmit"):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        result[f"{phase}_cli_s"] = time.perf_counter() - start
+    return result
+
+
 if __name__ == "__main__":
     main()

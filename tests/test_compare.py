@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from orchestration.records.compare import compare, config_diff, flatten, flatten_config
+from orchestration.config.keys import flatten, flatten_config
+from orchestration.records.compare import compare, config_diff
 from orchestration.records.provenance import Provenance, ProvenanceCache
 from orchestration.records.run_record import RunRecord
 from tests.conftest import git

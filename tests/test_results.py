@@ -82,15 +82,57 @@ def test_where_is_typed(workspace):
     assert names({"outputDir": "s/string"}) == ["string"]  # bookkeeping keys filter too
     assert names({"name": "float"}) == ["float"]
     assert names({"state": "completed"}) == ["float", "string"]
-    assert names({"nosuchkey": 1}) == []
+    assert names({"tasks.train.method": "Train", "flag": True}) == ["float"]
 
 
-def test_parse_where_reads_yaml_scalars_and_refuses_bad_items():
-    assert parse_where(["lr=0.1", "n=3", "ok=true", "opt=adam", "s=", "x=a=b", "e=1e-3"]) == {
-        "lr": 0.1, "n": 3, "ok": True, "opt": "adam", "s": "", "x": "a=b", "e": "1e-3"}
-    for bad in (["lr"], ["=1"], ["lr=1", "lr=2"]):
-        with pytest.raises(UsageError):
+def test_a_where_key_no_experiment_has_is_an_error_naming_close_matches(workspace):
+    assert results(workspace, where={"lrr": 0.1}) == []  # no experiment yet: nothing to name
+    add(workspace, "a", lr=0.1, optimizer={"momentum": 0.9})
+    for key, hint in (("lrr", "did you mean lr?"), ("optimizer.momentun",
+                                                    "did you mean optimizer.momentum?"),
+                      ("tasks.trian.method", "did you mean tasks.train.method")):
+        with pytest.raises(UsageError, match=rf"--where {key}: no experiment listed has this "
+                                             rf"key; {hint}"):
+            results(workspace, where={key: 0.1})
+
+
+def test_parse_where_types_values_as_submit_does_and_refuses_bad_items():
+    assert parse_where(["lr=0.1", "n=3", "ok=true", "opt=adam", "s=", "x='a=b'", "e=1e-3",
+                        "y=yes", "name=0.1"]) == {
+        "lr": 0.1, "n": 3, "ok": True, "opt": "adam", "s": "", "x": "a=b", "e": 0.001,
+        "y": "yes", "name": "0.1"}
+    for bad, message in ((["lr"], "expected KEY=VALUE"), (["=1"], "expected KEY=VALUE"),
+                         (["lr=1", "lr=2"], "given twice"), (["lr=1,2"], "several values"),
+                         (["+lr=1"], "for submit"), (["x=a=b"], "override grammar")):
+        with pytest.raises(UsageError, match=message):
             parse_where(bad)
+
+
+def test_sort_orders_numbers_as_numbers_missing_last_both_ways(workspace):
+    add(workspace, "a", lr=0.1, returned={"train": {"loss": 10}})
+    add(workspace, "b", lr=2, returned={"train": {"loss": 9.5}})
+    add(workspace, "c", lr=0.5, returned={})
+    add(workspace, "d", lr="x", returned={"train": {"loss": None}})
+    order = lambda key, desc=False: [  # noqa: E731
+        r["name"] for r in results(workspace, sort=key, desc=desc)]
+    assert order("train.loss") == ["b", "a", "c", "d"]
+    assert order("train.loss", desc=True) == ["a", "b", "c", "d"]
+    assert order("lr") == ["a", "c", "b", "d"]  # numbers first, then text
+    assert order("lr", desc=True) == ["d", "b", "c", "a"]
+    assert order("name", desc=True) == ["d", "c", "b", "a"]
+    assert order("outputDir") == ["a", "b", "c", "d"]
+    with pytest.raises(UsageError, match="--sort train.los: .*did you mean train.loss"):
+        order("train.los")
+
+
+def test_all_fields_returns_every_config_field_bookkeeping_included(workspace):
+    add(workspace, "a", lr=0.1, seed=1)
+    add(workspace, "b", lr=0.2, seed=1)
+    [row, _] = results(workspace, all_fields=True)
+    assert row["config"] == {
+        "githubRepository": "r", "pathToTasks": "/code/a", "outputDir": "s/a",
+        "tasks.train.method": "Train", "tasks.eval.method": "Eval", "lr": 0.1, "seed": 1}
+    assert results(workspace)[0]["config"] == {"lr": 0.1}
 
 
 def test_unreadable_or_unlisted_experiments_are_skipped(workspace):

@@ -218,7 +218,7 @@ def _register(name: str, function: Any, use_cache: bool = False) -> None:
 
 
 @contextmanager
-def _our_resolvers() -> Iterator[None]:
+def our_resolvers() -> Iterator[None]:
     """Our restricted ``oc.env`` and ``now`` for our own resolving only: registered for the
     process, OmegaConf's resolvers are global, so they would reach whatever else resolves
     configs here (user code in a process forked from this one, a script using our API)."""
@@ -265,7 +265,7 @@ def to_omegaconf(path: Path, data: dict) -> DictConfig:
 def resolve(path: Path, cfg: DictConfig) -> dict:
     """Resolve every interpolation once; the result is the snapshot that runs."""
     try:
-        with _our_resolvers():
+        with our_resolvers():
             return OmegaConf.to_container(cfg, resolve=True,  # type: ignore[return-value]
                                           throw_on_missing=True)
     except OmegaConfBaseException as exc:

@@ -1,37 +1,41 @@
-"""Sweeps: ``--set``/``--sweep`` overrides -> the points of a grid, each with a stable name.
+"""Overrides and sweeps: ``--set``/``--sweep`` (and ``results --where``) -> typed values.
 
-The syntax is Hydra's override grammar, which ML users already type: ``key=value`` with typed
-values (``0.1`` a float, ``3`` an int, ``true`` a bool, ``null``, ``[1,2]`` a list, ``abc`` or
-``'a,b'`` a string), a sweep axis as ``a,b,c``, ``choice(a,b)`` or ``range(start, stop[,
-step])``, ``+key=value`` to add a key the base config lacks and ``++key=value`` to set it
-either way. Everything here is pure data: nothing reads or writes files.
+The grammar is Hydra's own: every ``key=value`` is parsed by Hydra's override parser, so a
+value means what it means to Hydra (``0.1`` and ``1e-3`` floats, ``3`` an int, ``true`` a
+bool, ``null``, ``[1,2]`` a list, ``{a: 1}`` a dict, ``yes``, ``abc`` and ``'0.1'`` strings,
+``${...}`` kept for ``ready`` to resolve), and a sweep axis is ``a,b,c``, ``choice(a,b)``,
+``range(start, stop[, step])`` or any of Hydra's discrete sweeps (``sort``, ``shuffle``,
+``tag``). The grid is the cartesian product of the axes, the first axis slowest, as Hydra's
+BasicSweeper expands it. ``results --where`` types its values with the same
+``parse_override``, so a point a sweep wrote can always be found again.
+
+Our own rules on top: ``key=v`` changes a key the config has (an unknown key is an error
+naming close matches), ``+key=v`` adds one, ``++key=v`` does either; in the task list a key
+names a task by its id, as ``diff`` prints it (``tasks.train.timeout``). Nothing here reads
+or writes files.
 """
 from __future__ import annotations
 
-import copy
-import difflib
+import functools
 import itertools
-import json
 import math
 import numbers
-import re
-from collections import Counter
+import random
 from collections.abc import Iterable, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
-from typing import Any, Container
+from typing import Any, Union
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (ChoiceSweep, Override, OverrideType, RangeSweep,
+                                              Sweep)
+from hydra.errors import HydraException
 
 from ..exceptions import UsageError
+from .keys import close_matches, flatten_config, with_parents
 
 MAX_POINTS = 100_000  # a typo such as range(0,1000000) should not fill the disk
-MAX_NAME = 100
-KEY = re.compile(r"[A-Za-z0-9_][\w-]*(\.[\w-]+)*")
-INT = re.compile(r"[-+]?\d+")
-FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
-SPECIALS = {"true": True, "false": False, "null": None, "inf": math.inf, "+inf": math.inf,
-            "-inf": -math.inf, "nan": math.nan}
-FUNCTION = re.compile(r"(range|choice)\((.*)\)", re.S)
-UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-CLOSERS = {"(": ")", "[": "]", "{": "}"}
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+Segment = Union[str, int]
 
 
 @dataclass(frozen=True)
@@ -40,104 +44,96 @@ class Axis:
 
     key: str                  # dotted path, without the + prefix
     values: tuple[Any, ...]
-    add: str                  # "" change an existing key, "+" add a new one, "++" either
+    kind: OverrideType        # CHANGE an existing key, ADD a new one, FORCE_ADD either
     origin: str               # as the user wrote it, for messages
+    swept: bool = False       # given as a sweep axis: part of the generated names
 
 
 # --- parsing --------------------------------------------------------------------------------
-def split_top(text: str, sep: str = ",") -> list[str]:
-    """``text`` split at ``sep`` outside quotes and brackets (``${a,b}`` stays one item)."""
-    items, depth, quote, start = [], [], "", 0
-    for i, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in CLOSERS:
-            depth.append(CLOSERS[char])
-        elif char in CLOSERS.values():
-            if not depth or depth.pop() != char:
-                raise UsageError(f"{text!r}: unbalanced {char!r}")
-        elif char == sep and not depth:
-            items.append(text[start:i])
-            start = i + 1
-    if quote or depth:
-        raise UsageError(f"{text!r}: unclosed {quote or depth[-1]!r}")
-    return [*items, text[start:]]
+@functools.cache
+def _parser() -> OverridesParser:
+    return OverridesParser.create()
 
 
-def typed(text: str) -> Any:
-    """One value as Hydra types it: quoted -> str; number, bool, null, list, dict; else str."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1]
-        return [typed(item) for item in split_top(inner)] if inner.strip() else []
-    if text.startswith("{") and text.endswith("}"):
-        inner = text[1:-1]
-        pairs = [item.split(":", 1) for item in split_top(inner)] if inner.strip() else []
-        if any(len(pair) != 2 for pair in pairs):
-            raise UsageError(f"{text!r}: a mapping is written {{key: value, ...}}")
-        return {str(typed(k)): typed(v) for k, v in pairs}
-    if FUNCTION.fullmatch(text):
+def _parse(text: str) -> Override:
+    try:
+        [override] = _parser().parse_overrides([text])
+    except HydraException as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if why.startswith("Error parsing override"):
+            why = str(exc).splitlines()[1]
+        raise UsageError(f"{text!r} is not KEY=VALUE in Hydra's override grammar ({why}); "
+                         "quote a value holding = # ' \" or brackets, e.g. note='a=b' "
+                         f"(see {GRAMMAR})") from None
+    key = override.key_or_group
+    if override.is_delete():
+        raise UsageError(f"{text}: deleting keys (~key) is not supported; set the key instead")
+    if override.package is not None or "/" in key or not key:
+        raise UsageError(f"{text}: {key or 'an empty key'}{'@' if override.package else ''}"
+                         f"{override.package or ''} is not a config key; write a dotted key "
+                         "such as lr or optimizer.lr (config groups and packages are Hydra's, "
+                         "not ours)")
+    return override
+
+
+def _sweep_values(override: Override, text: str) -> list[Any]:
+    """The values of a sweep axis, in the order Hydra's BasicSweeper would take them."""
+    sweep = override.value()
+    if isinstance(sweep, RangeSweep) and not all(
+            isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
+        values = _float_range(sweep, text)
+    elif isinstance(sweep, (RangeSweep, ChoiceSweep)):
+        # Hydra leaves quoted strings as QuotedString objects here; value() converts them
+        # the same way for a single value (hydra-core is pinned to 1.3 for this).
+        values = list(override.sweep_iterator(transformer=Override._convert_value))
+    else:
+        kind = type(sweep).__name__.replace("Sweep", "").lower()
+        raise UsageError(f"{text}: {kind}() gives no list of values to write configs for "
+                         "(it is for Hydra's samplers and config groups); give the values "
+                         "(a,b,c), choice(a,b) or range(start, stop, step)")
+    if any(isinstance(v, Sweep) for v in values):
         raise UsageError(f"{text}: range() and choice() must be the whole value of a sweep "
                          "axis, e.g. --sweep seed=range(1,4)")
-    if text.lower() in SPECIALS:
-        return SPECIALS[text.lower()]
-    if INT.fullmatch(text):
-        return int(text)
-    if FLOAT.fullmatch(text):
-        return float(text)
-    return text
-
-
-def parse_values(text: str) -> list[Any]:
-    """The values of a sweep axis: ``a,b,c``, ``choice(a,b,c)``, ``range(start, stop[, step])``."""
-    function = FUNCTION.fullmatch(text.strip())
-    if function and function[1] == "range":
-        return _range(text, [typed(arg) for arg in split_top(function[2])])
-    return [typed(item) for item in split_top(function[2] if function else text)]
-
-
-def _range(text: str, args: list[Any]) -> list[Any]:
-    """Python's ``range`` (stop excluded), floats allowed as in Hydra."""
-    if not 1 <= len(args) <= 3 or not all(
-            isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise UsageError(f"{text}: expected range(stop), range(start, stop) or "
-                         "range(start, stop, step) with numbers")
-    start, stop, step = ([0, *args, 1] if len(args) == 1 else [*args, 1])[:3]
-    if step == 0:
-        raise UsageError(f"{text}: step must not be 0")
-    if all(isinstance(a, int) for a in args):
-        values: list[Any] = list(range(start, stop, step))
-    else:  # rounding keeps 0.1 steps from yielding 0.30000000000000004 or the stop itself
-        count = max(0, math.ceil(round((stop - start) / step, 9)))
-        values = [round(start + i * step, 12) for i in range(count)]
     if not values:
-        raise UsageError(f"{text}: the range is empty")
+        raise UsageError(f"{text}: the range is empty (stop is excluded: range(1,4) is 1, 2, "
+                         "3)")
     return values
 
 
-def _split_key(text: str, origin: str) -> tuple[str, str]:
-    add = "++" if text.startswith("++") else "+" if text.startswith("+") else ""
-    key = text[len(add):].strip()
-    if key.startswith("~"):
-        raise UsageError(f"{origin}: deleting keys (~key) is not supported; set the key instead")
-    if not KEY.fullmatch(key):
-        raise UsageError(f"{origin}: {key!r} is not a key; write a dotted key such as lr or "
-                         "optimizer.lr")
-    return key, add
+def _float_range(sweep: RangeSweep, text: str) -> list[float]:
+    """``start + i * step`` while before ``stop``, as Hydra documents its range.
+
+    Hydra 1.3's own float range adds ``step`` up, so ``range(0.1,0.4,0.1)`` gives 0.1, 0.2,
+    0.30000000000000004 and 0.4 (stop included); rounding the count and each value keeps
+    the values the user meant and the stop excluded.
+    """
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    if step == 0:
+        raise UsageError(f"{text}: step must not be 0")
+    count = max(0, math.ceil(round((stop - start) / step, 9)))
+    values = [round(start + i * step, 12) for i in range(min(count, MAX_POINTS + 1))]
+    if sweep.shuffle:
+        random.shuffle(values)
+    return values
 
 
-def parse_override(text: str, sweep: bool) -> Axis:
-    """``[+|++]key=value`` (``sweep``: ``key=v1,v2,...``) as given on the command line."""
-    key_text, eq, value = text.partition("=")
-    if not eq and not key_text.startswith("~"):
-        raise UsageError(f"{text!r}: expected KEY=VALUE" + (",VALUE..." if sweep else ""))
-    key, add = _split_key(key_text, text)
-    values = parse_values(value) if sweep else [typed(value)]
-    return Axis(key, tuple(values), add, text)
+def parse_override(text: str, sweep: bool = False, option: str = "--set") -> Axis:
+    """``[+|++]key=value`` as typed on the command line; ``sweep``: ``key=v1,v2,...`` too.
+
+    The one typing of values: ``submit --set/--sweep`` and ``results --where`` call it
+    (``option`` names the one-value option in messages).
+    """
+    override = _parse(text)
+    if not override.is_sweep_override():
+        values = [override.value()]
+    elif sweep:
+        values = _sweep_values(override, text)
+    else:
+        instead = f"use --sweep {text}, or " if option == "--set" else ""
+        raise UsageError(f"{option} {text}: several values (a sweep) where one is expected; "
+                         f"{instead}quote one value holding a comma: "
+                         f"{override.get_key_element()}='a,b'")
+    return Axis(override.key_or_group, tuple(values), override.type, text, sweep)
 
 
 def _plain(value: Any, origin: str) -> Any:
@@ -156,12 +152,14 @@ def _plain(value: Any, origin: str) -> Any:
 
 
 def _from_python(key: Any, value: Any, sweep: bool) -> Axis:
+    """A mapping item: Python values are taken as they are; a string sweep value is parsed
+    like ``--sweep`` (``{"seed": "range(1,4)"}``)."""
+    if sweep and isinstance(value, str):
+        return parse_override(f"{key}={value}", sweep=True)
     origin = f"{key}={value!r}"
-    key, add = _split_key(str(key), origin)
+    parsed = _parse(f"{key}=0")  # the key and its +/++ as Hydra reads them
     if not sweep:
         values = [_plain(value, origin)]
-    elif isinstance(value, str):  # the command-line form: "0.1,0.2" or "range(1,4)"
-        values = parse_values(value)
     elif isinstance(value, Iterable) and not isinstance(value, Mapping):
         values = [_plain(v, origin) for v in value]
     else:
@@ -169,7 +167,7 @@ def _from_python(key: Any, value: Any, sweep: bool) -> Axis:
                          f"{{{key!r}: [1, 2, 3]}}")
     if not values:
         raise UsageError(f"sweep[{key!r}]: no values to sweep over")
-    return Axis(key, tuple(values), add, origin)
+    return Axis(parsed.key_or_group, tuple(values), parsed.type, origin, sweep)
 
 
 def _entries(spec: Any, sweep: bool) -> list[Axis]:
@@ -197,113 +195,66 @@ def parse_axes(overrides: Sequence[str] | Mapping[str, Any] | None = None,
 
 
 def grid(axes: Sequence[Axis]) -> Iterator[tuple[Any, ...]]:
-    """Every combination of values, the first axis varying slowest (as Hydra's basic sweeper)."""
+    """Every combination of values, the first axis varying slowest (as Hydra's BasicSweeper)."""
     return itertools.product(*(axis.values for axis in axes))
 
 
-# --- applying a point -------------------------------------------------------------------------
-_MISSING = object()
+# --- where a key is -------------------------------------------------------------------------
+def _task_index(tasks: list, parts: list[str]) -> tuple[int, int] | None:
+    """(list index, parts used) of the task a key names: its id (ids may hold ``.``: the
+    longest that leaves a key of the task wins, then one naming the whole task), else a
+    list index."""
+    ids = {str(t["id"]): i for i, t in enumerate(tasks) if isinstance(t, Mapping) and "id" in t}
+    for used in [*range(len(parts) - 1, 0, -1), len(parts)]:
+        if ".".join(parts[:used]) in ids:
+            return ids[".".join(parts[:used])], used
+    if parts and parts[0].isdigit() and int(parts[0]) < len(tasks):
+        return int(parts[0]), 1
+    return None
 
 
-def _child(node: Any, part: str) -> Any:
-    if isinstance(node, Mapping):
-        return node[part] if part in node else _MISSING
-    if isinstance(node, MutableSequence) and part.isdigit() and int(part) < len(node):
-        return node[int(part)]
-    return _MISSING
+def locate(config: Mapping[str, Any], axis: Axis, where: str) -> tuple[Segment, ...]:
+    """The path of ``axis.key`` in ``config`` as keys and list indices; an error naming
+    close matches for a key the config lacks (unless added), or has (when added with +)."""
+    parts = axis.key.split(".")
+    path: list[Segment] = []
+    node: Any = config
+    while parts:
+        if path == ["tasks"] and isinstance(node, MutableSequence):
+            found = _task_index(node, parts)
+            if found is None:
+                raise _no_such_key(config, axis, where)
+            path.append(found[0])
+            node, parts = node[found[0]], parts[found[1]:]
+        elif isinstance(node, MutableSequence) and parts[0].isdigit() \
+                and int(parts[0]) < len(node):
+            path.append(int(parts[0]))
+            node, parts = node[int(parts[0])], parts[1:]
+        elif isinstance(node, Mapping) and parts[0] in node:
+            path.append(parts[0])
+            node, parts = node[parts[0]], parts[1:]
+        elif isinstance(node, Mapping) and axis.kind is not OverrideType.CHANGE:
+            return (*path, *parts)  # added: the missing mappings are created on the way
+        else:
+            raise _no_such_key(config, axis, where)
+    if axis.kind is OverrideType.ADD:
+        raise UsageError(f"{axis.key} (in {axis.origin}): {where} already has this key; drop "
+                         "the '+' to change it, or write ++ to set it either way")
+    return tuple(path)
 
 
-def _keys(node: Any, prefix: str = "") -> Iterator[str]:
-    items = (node.items() if isinstance(node, Mapping) else
-             enumerate(node) if isinstance(node, MutableSequence) else ())
-    for key, value in items:
-        dotted = f"{prefix}{key}"
-        yield dotted
-        yield from _keys(value, dotted + ".")
-
-
-def _no_such_key(root: Any, axis: Axis, where: str) -> UsageError:
-    close = difflib.get_close_matches(axis.key, list(_keys(root)), n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(close)}? " if close else ""
-    return UsageError(f"{axis.key} (in {axis.origin}): no such key in {where}; {hint}"
+def _no_such_key(config: Mapping[str, Any], axis: Axis, where: str) -> UsageError:
+    return UsageError(f"{axis.key} (in {axis.origin}): no such key in {where}; "
+                      f"{close_matches(axis.key, with_parents(flatten_config(config)))}"
                       f"(to add a new key, write +{axis.key}=...)")
 
 
-def assign(root: Any, axis: Axis, value: Any, where: str) -> None:
-    """Set ``axis.key`` to ``value`` in ``root`` (plain or OmegaConf containers, in place)."""
-    *parents, last = axis.key.split(".")
+def assign(root: Any, path: Sequence[Segment], value: Any) -> None:
+    """Set ``path`` to ``value`` in ``root`` (plain or OmegaConf containers, in place),
+    creating the missing mappings on the way."""
     node = root
-    for part in parents:
-        child = _child(node, part)
-        if child is _MISSING:
-            if not axis.add or not isinstance(node, Mapping):
-                raise _no_such_key(root, axis, where)
+    for part in path[:-1]:
+        if not isinstance(part, int) and part not in node:
             node[part] = {}
-            child = node[part]
-        node = child
-    exists = _child(node, last) is not _MISSING
-    if not exists and (not axis.add or not isinstance(node, Mapping)):
-        raise _no_such_key(root, axis, where)
-    if exists and axis.add == "+":
-        raise UsageError(f"{axis.key} (in {axis.origin}): {where} already has this key; drop "
-                         "the '+' to change it, or write ++ to set it either way")
-    node[int(last) if isinstance(node, MutableSequence) else last] = value
-
-
-def apply(data: dict, axes: Sequence[Axis], values: Sequence[Any], where: str) -> dict:
-    """A deep copy of ``data`` with one point's values set."""
-    point = copy.deepcopy(data)
-    for axis, value in zip(axes, values):
-        assign(point, axis, copy.deepcopy(value), where)
-    return point
-
-
-# --- naming ---------------------------------------------------------------------------------
-def show(value: Any) -> str:
-    """A value on one line, as it could be typed back (``0.1``, ``abc``, ``"a b"``)."""
-    if isinstance(value, str) and re.fullmatch(r"[^\s,'\"\[\]{}()=#]+", value):
-        return value
-    return json.dumps(value, default=str)
-
-
-def describe(axes: Sequence[Axis], values: Sequence[Any]) -> str:
-    """``lr=0.1 seed=2``: what makes this point."""
-    return " ".join(f"{axis.key}={show(value)}" for axis, value in zip(axes, values))
-
-
-def labels(axes: Sequence[Axis], config: dict) -> list[str]:
-    """How each key shows in names: its last segment (``optimizer.lr`` -> ``lr``), or the
-    whole dotted key when another axis or another key of ``config`` ends the same way."""
-    known = set(_keys(config))
-    ends = Counter(key.rsplit(".", 1)[-1] for key in known | {axis.key for axis in axes})
-    last = [axis.key.rsplit(".", 1)[-1] for axis in axes]
-    return [end if ends[end] == 1 else axis.key for end, axis in zip(last, axes)]
-
-
-def sanitise(text: str) -> str:
-    """Only the characters a name may hold (letters, digits, ``.``, ``_``, ``-``)."""
-    text = re.sub(r"_+", "_", UNSAFE_NAME.sub("_", text)).strip("_")
-    return text.lstrip(".-") or "config"
-
-
-def readable_name(stem: str, key_labels: Sequence[str], values: Sequence[Any]) -> str:
-    """``<stem>-lr0.1-seed2``: a number follows its key directly, a word after ``_``."""
-    parts = [stem]
-    for label, value in zip(key_labels, values):
-        text = show(value).strip('"')
-        parts.append(f"{label}{'' if re.match(r'[-+.0-9]', text) else '_'}{text}")
-    return sanitise("-".join(parts))
-
-
-def unique_name(readable: str, stem: str, digest: str, taken: Container[str]) -> str:
-    """``readable``, else (too long, or taken by a different config) it or ``stem`` + digest.
-
-    ``digest`` is the config's sha256, so the fallback is as stable as the config itself.
-    """
-    prefix = readable if len(readable) <= MAX_NAME else sanitise(stem)[:MAX_NAME - 12]
-    candidates = ([readable] if len(readable) <= MAX_NAME else []) + [
-        f"{prefix[:MAX_NAME - 9]}-{digest[:8]}", f"{prefix[:MAX_NAME - 65]}-{digest}"]
-    for name in candidates:
-        if name not in taken:
-            return name
-    raise UsageError(f"the names {', '.join(candidates)} are all taken; rename {stem}")
+        node = node[part]
+    node[path[-1]] = value

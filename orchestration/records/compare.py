@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.keys import flatten_config
 from ..exceptions import ProvenanceError
 from .environment import environment_diff
 from .provenance import code_diff
@@ -18,32 +19,6 @@ from .run_record import RunRecord
 _ABSENT = object()
 # Always differs between two experiments (that is what keeps their folders apart): last.
 LAST_KEYS = ("outputDir",)
-
-
-def flatten(data: dict[str, Any]) -> dict[str, Any]:
-    """Nested mappings as ``{dotted key: value}``; lists are values, not keys."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        _flatten_into(out, str(key), value)
-    return out
-
-
-def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A config flattened, its task list keyed by task id (``tasks.train.epochs``), so that
-    inserting a task does not shift every other task's keys."""
-    data = dict(config)
-    tasks = data.get("tasks")
-    if isinstance(tasks, list) and all(isinstance(t, dict) and "id" in t for t in tasks):
-        data["tasks"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in tasks}
-    return flatten(data)
-
-
-def _flatten_into(out: dict[str, Any], key: str, value: Any) -> None:
-    if isinstance(value, dict) and value:
-        for sub, item in value.items():
-            _flatten_into(out, f"{key}.{sub}", item)
-    else:
-        out[key] = value
 
 
 def show_value(value: Any) -> str:

@@ -4,8 +4,9 @@ A row holds the experiment's name and state, the config fields that *differ acro
 selected rows* (dotted keys; fields every row shares say nothing about the sweep) and each
 task's returned value. Bookkeeping fields (``BOOKKEEPING``) are never columns: ``outputDir``
 differs for every experiment and ``pathToTasks`` for every rerun, which would bury the
-fields that matter; ``show`` and ``diff`` print them. They still work in ``where``. Only
-tasks that finished and returned something appear in ``results``.
+fields that matter; ``show`` and ``diff`` print them, and ``all_fields=True`` returns every
+field, bookkeeping included. Every key works in ``where`` and ``sort``. Only tasks that
+finished and returned something appear in ``results``.
 
 Only ``run.json`` files and folder listings are read, so 10,000 experiments take about a
 second.
@@ -17,45 +18,66 @@ import io
 import os
 from typing import Any, Iterable, Iterator, Mapping
 
-import yaml
-
+from ..config.keys import close_matches, flatten, flatten_config
 from ..exceptions import UsageError
 from ..workspace import CONFIG_SUFFIXES, Workspace
-from .compare import flatten, flatten_config, show_value
 from ..fsutil import read_json
+from .compare import show_value
 from . import run_record
 from .eta import FINISHED
 from .summary import LISTED
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
+ROW_KEYS = ("name", "state")
 _ABSENT = object()
 
 
 def results(workspace: str | os.PathLike | Workspace | None = None,
-            where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+            where: Mapping[str, Any] | None = None, *, sort: str | None = None,
+            desc: bool = False, all_fields: bool = False) -> list[dict[str, Any]]:
     """Rows ``{"name", "state", "config": {dotted key: value}, "results": {task id: value}}``
     of the experiments whose config matches every ``where`` item (typed: ``0.1`` != ``"0.1"``).
 
-    ``where`` keys are dotted config keys (any, bookkeeping too), or ``name``/``state``.
+    ``where`` and ``sort`` keys are dotted config keys (any, bookkeeping too, tasks by id as
+    in ``tasks.train.epochs``), ``name``/``state``, and for ``sort`` also a returned value
+    (``train.loss``); a key no experiment has is a UsageError naming close matches. ``sort``
+    orders numbers as numbers, missing values last (also with ``desc``); by default rows are
+    sorted by name. ``all_fields``: ``config`` holds every field of each experiment, not only
+    the ones that differ.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace.from_setting(workspace)
-    selected = []
+    where = dict(where or {})
+    selected, known, seen = [], set(ROW_KEYS), False
     for name, state, record in _records(ws):
         flat = flatten_config(record.get("config") or {})
-        if all(_matches(_lookup(name, state, flat, key), value)
-               for key, value in (where or {}).items()):
+        seen = True
+        if where:
+            known.update(flat)
+        if all(_matches(_lookup(name, state, flat, key), value) for key, value in where.items()):
             # Keep only what the row needs: holding 10,000 whole records doubles the time.
             selected.append((name, state, flat, _returned(record)))
-    varying = _varying([flat for _, _, flat, _ in selected])
-    return [{"name": name, "state": state,
-             "config": {key: flat[key] for key in varying if key in flat}, "results": returned}
-            for name, state, flat, returned in selected]
+    for key in where if seen else ():  # with no experiment at all, no key is a typo
+        _check_known(key, known, "where")
+    if all_fields:
+        rows = [{"name": name, "state": state, "config": flat, "results": returned}
+                for name, state, flat, returned in selected]
+    else:
+        varying = _varying([flat for _, _, flat, _ in selected])
+        rows = [{"name": name, "state": state,
+                 "config": {key: flat[key] for key in varying if key in flat},
+                 "results": returned} for name, state, flat, returned in selected]
+    if sort is not None and rows:
+        rows = _sorted(rows, [flat for _, _, flat, _ in selected], sort, desc)
+    return rows
 
 
 def parse_where(items: Iterable[str]) -> dict[str, Any]:
-    """``["lr=0.1", "opt=adam"]`` -> ``{"lr": 0.1, "opt": "adam"}``, values read by YAML's
-    safe loader like the configs themselves, so both sides have the same type (``1e-3`` is a
-    string to both, ``'0.1'`` is a string, ``0.1`` a number)."""
+    """``["lr=0.1", "opt=adam"]`` -> ``{"lr": 0.1, "opt": "adam"}``, values typed by the
+    parser ``submit --set/--sweep`` uses (Hydra's), so ``--where`` finds what a sweep wrote:
+    ``1e-3`` is the float 0.001, ``yes`` and ``'0.1'`` are strings, ``true`` a bool.
+    ``name`` and ``state`` compare as text (``--where name=1e-3`` is the name "1e-3")."""
+    from ..config.sweep import parse_override
+
     where: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -65,10 +87,10 @@ def parse_where(items: Iterable[str]) -> dict[str, Any]:
         if key in where:
             raise UsageError(f"--where: {key!r} is given twice; an experiment has one value "
                              "per key (run the command once per value)")
-        try:
-            where[key] = yaml.safe_load(text) if text.strip() else text
-        except yaml.YAMLError:
-            where[key] = text
+        if key.startswith("+") or key.startswith("~"):
+            raise UsageError(f"--where {item!r}: + and ~ are for submit; write KEY=VALUE")
+        value = parse_override(item, option="--where").values[0]
+        where[key] = text.strip() if key in ROW_KEYS and not isinstance(value, str) else value
     return where
 
 
@@ -127,12 +149,44 @@ def _lookup(name: str, state: str, flat: dict[str, Any], key: str) -> Any:
     return {"name": name, "state": state}.get(key, _ABSENT)
 
 
+def _check_known(key: str, known: Iterable[str], option: str) -> None:
+    if key not in known:
+        raise UsageError(f"--{option} {key}: no experiment listed has this key; "
+                         f"{close_matches(key, known)}keys are dotted config keys "
+                         "(tasks.<id>.<key> for a task's), name or state")
+
+
 def _matches(actual: Any, wanted: Any) -> bool:
     if actual is _ABSENT:
         return False
     if isinstance(actual, bool) or isinstance(wanted, bool):  # True must not equal 1
         return type(actual) is type(wanted) and actual == wanted
     return actual == wanted
+
+
+def _sorted(rows: list[dict[str, Any]], flats: list[dict[str, Any]], key: str,
+            desc: bool) -> list[dict[str, Any]]:
+    """Rows by ``key``: numbers as numbers, then other values by their text; rows without
+    the key last, whichever the direction."""
+    values = []
+    for row, flat in zip(rows, flats):
+        found = _lookup(row["name"], row["state"], flat, key)
+        values.append(flatten(row["results"]).get(key, _ABSENT) if found is _ABSENT
+                      else found)
+    if all(v is _ABSENT for v in values):
+        _check_known(key, {*ROW_KEYS, *(k for f in flats for k in f),
+                           *(k for r in rows for k in flatten(r["results"]))}, "sort")
+    empty = [v is _ABSENT or v is None or v != v for v in values]  # v != v: NaN
+    present = [(v, row) for v, row, no in zip(values, rows, empty) if not no]
+    missing = [row for row, no in zip(rows, empty) if no]
+    present.sort(key=lambda pair: _order(pair[0]), reverse=desc)
+    return [row for _, row in present] + missing
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, value if isinstance(value, str) else show_value(value))
 
 
 def _varying(flats: list[dict[str, Any]]) -> list[str]:

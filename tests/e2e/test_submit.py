@@ -69,7 +69,7 @@ def test_set_nested_key_plus_key_range_and_ready_only_the_written(ws, tasks_dir,
     result = run_cli("submit", str(base), "--set", "optimizer.lr=0.01", "--set", "+extra=abc",
                      "--sweep", "seed=range(1,4)", "--ready", ws=ws)
     assert result.returncode == 0, result.stderr
-    names = [f"base-optimizer.lr0.01-extra_abc-seed{seed}" for seed in (1, 2, 3)]
+    names = [f"base-seed{seed}" for seed in (1, 2, 3)]  # --set keys are not in the names
     assert "3 queued, 0 rejected" in result.stdout
     assert all(state_of(ws, name) == "ConfigsToRun" for name in names)
     assert state_of(ws, "unrelated") == "ConfigSources"
@@ -140,7 +140,7 @@ def test_a_thousand_points_take_seconds(ws, tasks_dir, tmp_path):
         assert expect in result.stdout
     print(f"submit 1000 points: {timings[0]:.1f} s, resubmit (all skipped): "
           f"{timings[1]:.1f} s")
-    assert len(sources(ws)) == 1000
+    assert sources(ws) == [f"base-seed{seed:03d}" for seed in range(1000)]  # sweep order
     assert max(timings) < 30
 
 
@@ -152,3 +152,42 @@ def test_the_demo_sweep_from_the_readme(ws):
     folders = sorted(os.listdir(ws / "Output" / "sweep"))
     assert folders == sorted(f"lr-{lr}-seed-{seed}" for lr in ("0.01", "0.1")
                              for seed in (1, 2, 3))
+
+
+def test_set_with_a_sweep_value_and_bad_names_are_usage_errors(ws, tasks_dir, tmp_path):
+    base = write_base(tmp_path, tasks_dir)
+    for args, message in (
+            (["--set", "lr=0.1,0.2"], "use --sweep lr=0.1,0.2"),
+            (["--sweep", "lr=0.1,0.2", "--sweep", "seed=1,2", "--name", "run-{lr}"],
+             "--name 'run-{lr}' leaves out seed"),
+            (["--sweep", "lr=0.1", "--name", "run/{lr}"], "characters a name may not hold"),
+            (["--sweep", "lr=0.1", "--name-keys", "lr,sed"], "'sed' is not a key"),
+            (["--sweep", "seed=1,2", "--set", "+outputDir=x"], "already has this key"),
+            (["--sweep", "lr=0.1", "--name", "x", "--name-keys", "lr"], "not allowed with")):
+        result = run_cli("submit", str(base), *args, ws=ws)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert sources(ws) == []
+
+
+def test_name_keys_and_templates_name_the_points(ws, tasks_dir, tmp_path):
+    base = write_base(tmp_path, tasks_dir)
+    keys = run_cli("submit", str(base), "--set", "optimizer.name=adam", "--sweep",
+                   "seed=2,10", "--name-keys", "name,seed", ws=ws)
+    assert keys.returncode == 0, keys.stderr
+    template = run_cli("submit", str(base), "--sweep", "lr=0.5,2", "--set", "optimizer.lr=0.1",
+                       "--name", "sweep-{lr}-{optimizer.lr:.0e}", ws=ws)
+    assert template.returncode == 0, template.stderr
+    assert sources(ws) == ["base-name_adam-seed02", "base-name_adam-seed10",
+                           "sweep-0.5-1e-01", "sweep-2-1e-01"]
+
+
+def test_an_output_dir_collision_is_refused_before_writing(ws, tasks_dir, tmp_path):
+    base = write_base(tmp_path, tasks_dir, yaml.safe_dump(make_config(
+        tasks_dir, "sweep/lr-${lr}", [{"id": "train", "method": "Ledger"}], lr=0.5, seed=0)))
+    for extra in (["--dry-run"], []):
+        result = run_cli("submit", str(base), *GRID, *extra, ws=ws)
+        assert result.returncode == 2
+        assert ("both write into outputDir sweep/lr-0.01: outputDir sweep/lr-${lr} lacks "
+                "seed; put ${seed} into it") in result.stderr
+    assert sources(ws) == []
