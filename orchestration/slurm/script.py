@@ -16,7 +16,7 @@ from pathlib import Path
 from . import SlurmError
 
 SCRIPT_NAME = "job.sbatch"
-LOG_FOLDER = "Misc/slurm/%A"  # relative to the workspace, the tasks' working directory
+LOG_FOLDER = "Misc/slurm/%A"  # in the workspace; %A: the job id
 WARN_SECONDS = 120   # the time-limit warning comes this long before the end
 WARN_SIGNAL = "USR1"  # not TERM: a task must tell "time is up" from scancel's TERM
 
@@ -141,10 +141,13 @@ def render(workspace: Path, python: str, request: SlurmRequest) -> str:
             raise SlurmError(f"cannot submit: the {what} path {path!r} holds a line break or "
                              "control character, which cannot go into an sbatch script")
     name = f"jo-{workspace.name}"
+    logs = str(workspace).replace("%", "%%") + "/" + LOG_FOLDER
     directives = [
         ("--job-name", name), ("--array", f"0-{request.workers - 1}"),
         ("--chdir", str(workspace)),
-        ("--output", f"{LOG_FOLDER}/out-%a.txt"), ("--error", f"{LOG_FOLDER}/err-%a.txt"),
+        # Slurm expands %-patterns in the whole path (the working directory included when
+        # the path is relative), so a literal % of the workspace's path is written %%
+        ("--output", f"{logs}/out-%a.txt"), ("--error", f"{logs}/err-%a.txt"),
         ("--open-mode", "append"),  # a requeued task adds to its logs
         ("--signal", f"B:{WARN_SIGNAL}@{WARN_SECONDS}"),
         ("--requeue" if request.requeue else "--no-requeue", None),
@@ -152,8 +155,8 @@ def render(workspace: Path, python: str, request: SlurmRequest) -> str:
     ]
     wrapper = [python, "-m", "orchestration.slurm.task"] + (["--requeue"] if request.requeue
                                                             else [])
-    command = " ".join(shlex.quote(a) for a in [*wrapper, "--",
-                                                *worker_command(workspace, python, request)])
+    command = (" ".join(shlex.quote(a) for a in [*wrapper, "--"]) + " \\\n    "
+               + " ".join(shlex.quote(a) for a in worker_command(workspace, python, request)))
     if request.gpus_per_worker:
         command += ' --gpus "$CUDA_VISIBLE_DEVICES"'  # the devices Slurm gave this task
     then = "the task requeues itself" if request.requeue else "the task ends"
