@@ -25,6 +25,7 @@ from . import SlurmError
 from .script import SCRIPT_NAME, SlurmRequest, render
 
 COMMAND_TIMEOUT = 30.0
+SQUEUE_TIMEOUT = 15.0  # status waits no longer; squeue gives up on a down controller in ~9 s
 FINISHED_MARK = "finished"
 SQUEUE_FORMAT = "%F|%K|%T|%r"  # array job id, task id, state, reason
 # states of a task that will not run (again) by itself; "completing" is on its way there
@@ -188,7 +189,7 @@ def summary(ws: Workspace) -> SlurmSummary:
 def _squeue(ids: list[str]) -> dict[str, Counter]:
     """State counts per job id; jobs squeue has forgotten are absent."""
     result = _run(["squeue", "--noheader", "--array", "--states=all",
-                   f"--format={SQUEUE_FORMAT}", f"--jobs={','.join(ids)}"])
+                   f"--format={SQUEUE_FORMAT}", f"--jobs={','.join(ids)}"], SQUEUE_TIMEOUT)
     if result.returncode != 0:
         if "Invalid job id" in result.stderr:
             return {}  # asked about one job only, and Slurm has forgotten it

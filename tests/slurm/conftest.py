@@ -26,6 +26,7 @@ from tests.conftest import free_port, wait_until
 
 TEMPLATE = Path(__file__).with_name("slurm.conf.in")
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo")
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin"])
 START_SECONDS = 30
 
 
@@ -68,10 +69,15 @@ class Cluster:
                          for p in logs if p.exists())
 
 
+def _binary(name: str) -> str | None:
+    """Daemons live in sbin, which a CI job's PATH may lack."""
+    return shutil.which(name, path=SEARCH_PATH)
+
+
 def _why_not() -> str | None:
     if os.geteuid() != 0:
         return "the test Slurm cluster runs slurmd as root (run the tests as root)"
-    missing = [b for b in BINARIES if shutil.which(b) is None]
+    missing = [b for b in BINARIES if _binary(b) is None]
     if missing:
         return (f"Slurm or munge is not installed ({', '.join(missing)} missing): "
                 "apt-get install slurm-wlm munge")
@@ -87,7 +93,7 @@ def _start(folder: Path) -> Cluster:
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     munge = folder / "munge"
-    subprocess.run(["munged", f"--key-file={key}", f"--socket={munge / 'munge.socket'}",
+    subprocess.run([_binary("munged"), f"--key-file={key}", f"--socket={munge / 'munge.socket'}",
                     f"--pid-file={munge / 'munged.pid'}", f"--log-file={munge / 'log'}",
                     f"--seed-file={munge / 'seed'}"], check=True, capture_output=True)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 // 2
@@ -95,7 +101,7 @@ def _start(folder: Path) -> Cluster:
         host=socket.gethostname().split(".")[0], dir=folder, memory=memory,
         ctld_port=free_port(), slurmd_port=free_port()))
     for daemon in ("slurmctld", "slurmd"):
-        subprocess.run([daemon, "-f", str(cluster.conf)], check=True, capture_output=True,
+        subprocess.run([_binary(daemon), "-f", str(cluster.conf)], check=True, capture_output=True,
                        env={**os.environ, **cluster.env})
     deadline = time.monotonic() + START_SECONDS
     while cluster.run("sinfo", "--noheader", "--format=%T").stdout.strip() != "idle":
