@@ -32,7 +32,7 @@ SQUEUE_FORMAT = "%F|%K|%T|%r"  # array job id, task id, state, reason
 ENDED = {"completed", "cancelled", "failed", "timeout", "out_of_memory", "node_fail",
          "boot_fail", "deadline", "preempted", "revoked", "special_exit", "completing"}
 BROKEN = {"failed", "timeout", "out_of_memory", "node_fail", "boot_fail", "deadline"}
-SHOWN_FIRST = ["running", "pending", "held"]
+SHOWN_FIRST = {"running": 0, "pending": 1, "held": 2}  # then the others, by name
 
 
 def jobs_folder(ws: Workspace) -> Path:
@@ -50,11 +50,15 @@ def _run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> subprocess.Comple
                          "controller up?") from None
 
 
+def _failed(argv: list[str], result: subprocess.CompletedProcess) -> SlurmError:
+    said = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+    return SlurmError(f"{argv[0]} failed (exit status {result.returncode}): {said}")
+
+
 def _output(argv: list[str]) -> str:
     result = _run(argv)
     if result.returncode != 0:
-        said = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-        raise SlurmError(f"{argv[0]} failed (exit status {result.returncode}): {said}")
+        raise _failed(argv, result)
     return result.stdout
 
 
@@ -110,7 +114,7 @@ def _settle(staging: Path, dest: Path) -> Path:
 class Job:
     job: str
     folder: Path
-    tasks: Counter = field(default_factory=Counter)  # state -> number of array tasks
+    tasks: Counter[str] = field(default_factory=Counter)  # state -> number of array tasks
     finished: bool = False  # squeue no longer knows it
 
     @property
@@ -118,9 +122,7 @@ class Job:
         return not self.finished and any(state not in ENDED for state in self.tasks)
 
     def line(self, root: Path) -> str:
-        states = sorted(self.tasks, key=lambda s: (s not in SHOWN_FIRST,
-                                                   SHOWN_FIRST.index(s) if s in SHOWN_FIRST
-                                                   else 0, s))
+        states = sorted(self.tasks, key=lambda s: (SHOWN_FIRST.get(s, len(SHOWN_FIRST)), s))
         counts = ", ".join(f"{self.tasks[s]} {s}" for s in states) or "state unknown"
         logs = (f" (see {self.folder.relative_to(root)}/err-*.txt)"
                 if BROKEN.intersection(self.tasks) else "")
@@ -186,16 +188,16 @@ def summary(ws: Workspace) -> SlurmSummary:
     return result
 
 
-def _squeue(ids: list[str]) -> dict[str, Counter]:
+def _squeue(ids: list[str]) -> dict[str, Counter[str]]:
     """State counts per job id; jobs squeue has forgotten are absent."""
-    result = _run(["squeue", "--noheader", "--array", "--states=all",
-                   f"--format={SQUEUE_FORMAT}", f"--jobs={','.join(ids)}"], SQUEUE_TIMEOUT)
+    argv = ["squeue", "--noheader", "--array", "--states=all", f"--format={SQUEUE_FORMAT}",
+            f"--jobs={','.join(ids)}"]
+    result = _run(argv, SQUEUE_TIMEOUT)
     if result.returncode != 0:
         if "Invalid job id" in result.stderr:
             return {}  # asked about one job only, and Slurm has forgotten it
-        said = (result.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-        raise SlurmError(f"squeue failed (exit status {result.returncode}): {said}")
-    states: dict[str, Counter] = {}
+        raise _failed(argv, result)
+    states: dict[str, Counter[str]] = {}
     for line in result.stdout.splitlines():
         parts = line.strip().split("|", 3)
         if len(parts) != 4:
@@ -220,7 +222,7 @@ def cancel(ws: Workspace, job: str | None = None) -> list[Job]:
         if not found:
             raise SlurmError(f"job {base} was not submitted from this workspace (its jobs "
                              f"are the folders in {jobs_folder(ws)})")
-        targets = [Job(job, found[0].folder, found[0].tasks)]
+        targets = [Job(job, found[0].folder)]
     else:
         known = summary(ws)
         if known.error:
