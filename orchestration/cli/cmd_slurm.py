@@ -55,19 +55,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    ws = Workspace.from_setting(args.workspace)
     if args.slurm_command == "submit":
-        return _submit(args, reporter)
+        return _submit(ws, args, reporter)
     if args.slurm_command == "cancel":
-        return _cancel(args, reporter)
+        return _cancel(ws, args, reporter)
     raise UsageError("say what to do: `job-orchestration slurm submit --workers N` or "
                      "`job-orchestration slurm cancel [JOB]`")
 
 
-def _submit(args: argparse.Namespace, reporter: Reporter) -> int:
+def _submit(ws: Workspace, args: argparse.Namespace, reporter: Reporter) -> int:
     from ..slurm.jobs import submit
     from ..slurm.script import SlurmRequest
 
-    ws = Workspace.from_setting(args.workspace)
     request = SlurmRequest(
         workers=args.workers, partition=args.partition, gpus_per_worker=args.gpus_per_worker,
         cpus_per_worker=args.cpus_per_worker, mem=args.mem, time=args.time,
@@ -85,10 +85,9 @@ def _submit(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
-def _cancel(args: argparse.Namespace, reporter: Reporter) -> int:
+def _cancel(ws: Workspace, args: argparse.Namespace, reporter: Reporter) -> int:
     from ..slurm.jobs import cancel
 
-    ws = Workspace.from_setting(args.workspace)
     for job in cancel(ws, args.job):
         counts = ", ".join(f"{n} {state}" for state, n in job.tasks.items())
         reporter.line(f"cancelled Slurm job {job.job}" + (f" ({counts})" if counts else ""))

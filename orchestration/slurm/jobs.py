@@ -124,9 +124,11 @@ class Job:
     def line(self, root: Path) -> str:
         states = sorted(self.tasks, key=lambda s: (SHOWN_FIRST.get(s, len(SHOWN_FIRST)), s))
         counts = ", ".join(f"{self.tasks[s]} {s}" for s in states) or "state unknown"
-        logs = (f" (see {self.folder.relative_to(root)}/err-*.txt)"
-                if BROKEN.intersection(self.tasks) else "")
-        return f"slurm: job {self.job}: {counts}{logs}"
+        if BROKEN.intersection(self.tasks):
+            counts += f" (see {self.folder.relative_to(root)}/err-*.txt)"
+        if "held" in self.tasks:
+            counts += f" (`scontrol release {self.job}` lets it start)"
+        return f"slurm: job {self.job}: {counts}"
 
     def as_json(self) -> dict[str, Any]:
         return {"job": self.job, "folder": str(self.folder), "tasks": dict(self.tasks),
@@ -137,7 +139,7 @@ class Job:
 class SlurmSummary:
     """Our jobs as one ``squeue`` call saw them; ``error`` says why it could not."""
 
-    root: Path
+    root: Path  # the workspace's: lines name the log folders from there
     jobs: list[Job]
     error: str | None = None
 
@@ -168,7 +170,7 @@ def summary(ws: Workspace) -> SlurmSummary:
     where squeue is missing or the controller is down."""
     jobs = recorded(ws)
     asked = [job for job in jobs if not job.finished]
-    result = SlurmSummary(jobs_folder(ws), jobs)
+    result = SlurmSummary(ws.root, jobs)
     if not asked:
         return result
     try:

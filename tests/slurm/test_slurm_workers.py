@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.conftest import run_cli, state_of, wait_until
+from tests.conftest import free_port, run_cli, state_of, wait_until
 from tests.e2e.test_execution import queue, ran, steps
 from tests.slurm.conftest import Cluster
 
@@ -99,8 +99,8 @@ def test_a_cancelled_array_task_leaves_its_experiment_to_the_other_worker(
                "the other worker to finish busy, then held")
     assert ran(ledger, "held") == ["s0", "s1", "s1", "s2"]  # s0 kept; s1 started over
     assert ran(ledger, "busy") == ["s0"]
-    other = (folder / f"out-{1 - int(task)}.txt").read_text()
-    assert "held: completed" in other, other
+    other = folder / f"out-{1 - int(task)}.txt"  # the worker logs it after the final move
+    wait_until(lambda: "held: completed" in other.read_text(), 10, "the other worker's log")
 
 
 def test_slurm_cancel_puts_running_experiments_back_in_the_queue(ws, tasks_dir, ledger, slurm,
@@ -171,3 +171,14 @@ def test_status_leaves_out_jobs_slurm_no_longer_knows(ws, slurm):
     assert data["slurm"]["jobs"] == [{"job": "999999", "folder": str(gone), "tasks": {},
                                       "finished": True}]
     assert (gone / "finished").exists()  # not asked about again
+
+
+def test_a_task_whose_worker_fails_shows_as_failed_with_its_log(ws, tasks_dir, ledger, slurm):
+    queue(ws, tasks_dir, ledger, {"waiting": steps("Ledger")})
+    nobody = f"http://127.0.0.1:{free_port()}"  # no luigid there: the worker stops, exit 2
+    job = submit(ws, slurm, "--workers", "1", "--scheduler-url", nobody)
+    wait_until(lambda: f"slurm: job {job}: 1 failed (see Misc/slurm/{job}/err-*.txt)"
+               in status(ws, slurm), 30, "status to show the failed task")
+    err = (ws / "Misc" / "slurm" / job / "err-0.txt").read_text()
+    assert f"cannot reach the Luigi scheduler at {nobody}" in err
+    assert state_of(ws, "waiting") == "ConfigsToRun" and ran(ledger, "waiting") == []
