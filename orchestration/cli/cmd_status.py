@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 HELP = "list experiments, their progress and the time left"
 WATCH_SECONDS = 2.0
+SLURM_SECONDS = 30.0  # --watch asks squeue this seldom: polling floods the Slurm controller
 MAX_ROWS = 100  # a table longer than this is for --json or --all, not for reading
 SHOWN_FIRST = ("running", "failed", "queued", "completed")
 CHROME_LINES = 7  # header, rule and caption lines of the table
@@ -38,25 +39,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..records.overview import collect
+    from ..slurm.jobs import summary
 
     if args.json and args.watch:
         raise UsageError("--watch draws a live view for people; for scripts, run "
                          "`status --json` as often as needed")
     ws = Workspace.from_setting(args.workspace)
     if args.json:
-        reporter.json(collect(ws).as_json(), indent=None)
+        reporter.json({**collect(ws).as_json(), "slurm": summary(ws).as_json()}, indent=None)
         return 0
     limit = None if args.all else MAX_ROWS
     if not args.watch:
-        reporter.out.print(view(collect(ws), limit))
+        reporter.out.print(view(collect(ws), limit, summary(ws).lines()))
         return 0
+    slurm_asked, slurm_lines = 0.0, []
     with reporter.live() as live:
         try:
             while True:
                 overview = collect(ws)
                 if reporter.out.is_terminal and not args.all:  # the totals line stays visible
-                    limit = max(1, reporter.out.size.height - CHROME_LINES)
-                live.update(view(overview, limit), refresh=True)
+                    limit = max(1, reporter.out.size.height - CHROME_LINES - len(slurm_lines))
+                if time.monotonic() - slurm_asked > SLURM_SECONDS:
+                    slurm_lines, slurm_asked = summary(ws).lines(), time.monotonic()
+                live.update(view(overview, limit, slurm_lines), refresh=True)
                 if not overview.active:
                     break
                 time.sleep(WATCH_SECONDS)  # a redraw interval, not synchronisation
@@ -67,11 +72,13 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
-def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType":
+def view(overview: "Overview", limit: int | None = MAX_ROWS,
+         slurm_lines: list[str] | tuple[str, ...] = ()) -> "RenderableType":
     """The status table (at most ``limit`` rows, the most pressing first), its caption the
-    totals and the overall ETA."""
+    totals, the overall ETA and the workspace's Slurm jobs."""
     if not overview.experiments:
-        return "no experiments" + (f"\n{waiting_line(overview)}" if overview.waiting else "")
+        return "\n".join(["no experiments", *([waiting_line(overview)] if overview.waiting
+                                               else []), *slurm_lines])
     now = time.time()
     shown = overview.experiments
     if limit is not None and len(shown) > limit:
@@ -90,6 +97,7 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType"
                     " (`status --all` lists them, `status --json` has everything)")
     if overview.waiting:
         caption += f"\n{waiting_line(overview)}"
+    caption = "\n".join([caption, *slurm_lines])
     return render_table(["experiment", "state", "steps", "elapsed", "left",
                          *(["why"] if failed else [])], rows, caption=caption,
                         row_styles=styles)

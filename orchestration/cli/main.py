@@ -18,7 +18,7 @@ from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "remove",
-            "results", "diff", "rerun", "submit", "scheduler", "demo"]
+            "results", "diff", "rerun", "submit", "scheduler", "slurm", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not a bug: no traceback
 
@@ -32,12 +32,18 @@ def _help_text(doc: str | None) -> str:
     return re.sub(r"``([^`]*)``", r"\1", doc or "")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def common_options() -> argparse.ArgumentParser:
+    """Options every command and subcommand takes (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
                         help="workspace folder (default: $JOB_ORCHESTRATION_WORKSPACE)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
     parser = argparse.ArgumentParser(
         prog="job-orchestration", parents=[common],
         description="Run many experiment configs through Luigi: ready, run, compare, rerun.")
