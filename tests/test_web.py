@@ -117,7 +117,8 @@ def test_the_list_filters_by_name_and_state_most_pressing_first_and_pages(worksp
     first = views.page(workspace, status, views.Query(), now=0)
     assert [e["name"] for e in first["experiments"][:4]] == ["lr-3", "lr-2", "other", "lr-1"]
     assert (first["matched"], len(first["experiments"])) == (254, views.PAGE_SIZE)
-    assert first["totals"] == status["totals"] and first["eta_text"] == "12.0s"
+    assert first["totals"] == status["totals"] and first["eta_line"] == (
+        "1 worker busy; all done in ~12.0s")
     last = views.page(workspace, status, views.Query(offset=200), now=0)
     assert [e["name"] for e in last["experiments"]][-1] == "z249"
     lr = views.page(workspace, status, views.Query(search="LR-"), now=0)

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 HELP = "list experiments, their progress and the time left"
 WATCH_SECONDS = 2.0
 MAX_ROWS = 100  # a table longer than this is for --json or --all, not for reading
-SHOWN_FIRST = ("running", "failed", "queued", "completed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,14 +64,16 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType"
     totals and the overall ETA."""
     if not overview.experiments:
         return "no experiments"
+    from ..records.rows import elapsed, pressing_first, steps_text, summary_line
+
     now = time.time()
     shown = overview.experiments
     if limit is not None and len(shown) > limit:
-        shown = sorted(shown, key=lambda e: SHOWN_FIRST.index(e["state"]))[:limit]
-    rows = [(e["name"], _state(e), _steps(e), duration(_elapsed(e, now)),
+        shown = pressing_first(shown)[:limit]
+    rows = [(e["name"], _state(e), steps_text(e), duration(elapsed(e, now)),
              duration(e["eta_seconds"]) if e["state"] in ("queued", "running") else "")
             for e in shown]
-    caption = summary_line(overview)
+    caption = summary_line(overview.as_json())
     if len(shown) < len(overview.experiments):
         caption += (f"\n{len(overview.experiments) - len(shown)} more not shown: "
                     "`status --all` lists them, `status --json` has everything")
@@ -80,32 +81,5 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS) -> "RenderableType"
                         caption=caption)
 
 
-def summary_line(overview: "Overview") -> str:
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(overview.totals.items()))
-    if not overview.active:
-        return counts
-    workers = f"{overview.workers} worker{'s' if overview.workers != 1 else ''} busy"
-    if overview.eta_seconds is None:
-        return (f"{counts}; {workers}; time left unknown until every method has finished a "
-                "step or reported progress once")
-    return f"{counts}; {workers}; all done in ~{duration(overview.eta_seconds)}"
-
-
 def _state(e: dict[str, Any]) -> str:
     return e["state"] + (" (worker gone)" if e.get("worker_alive") is False else "")
-
-
-def _steps(e: dict[str, Any]) -> str:
-    tasks = e["tasks"]
-    if not tasks:
-        return "-"
-    text = f"{sum(t['state'] == 'done' for t in tasks)}/{len(tasks)}"
-    current = next((t for t in tasks if t["state"] == "running"), None)
-    if current is not None and e["state"] == "running":
-        text += f" {current['id']}" + (f" {current['progress']:.0%}"
-                                       if current.get("progress") is not None else "")
-    return text
-
-
-def _elapsed(e: dict[str, Any], now: float) -> float | None:
-    return ((e.get("ended") or now) - e["started"]) if e.get("started") else None

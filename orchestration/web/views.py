@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from ..records import run_record
 from ..records.compare import Comparison, compare, flatten_config, show_value
+from ..records.rows import (SHOWN_FIRST, elapsed, eta_line, pressing_first, running_step,
+                            steps_done, steps_text)
 from ..records.summary import summarize
 from ..reporter import duration
 from ..workspace import Workspace
 from . import confine
 
-SHOWN_FIRST = ("running", "failed", "queued", "completed")
-FINISHED_STEP = ("done", "completed")  # records before the lifecycle rework said "done"
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 LOG_TAIL_BYTES = 64 * 1024  # what a log view starts with
@@ -64,38 +64,29 @@ def page(ws: Workspace, status: dict[str, Any], query: Query, now: float) -> dic
     """One window of ``status --json``: rows filtered by name and state, the most pressing
     first (running, failed, queued, completed), each with what the page shows of it."""
     needle = query.search.casefold()
-    rows = [r for r in status["experiments"]
-            if (not needle or needle in r["name"].casefold())
-            and (not query.state or r["state"] == query.state)]
-    rows.sort(key=lambda r: SHOWN_FIRST.index(r["state"]))  # stable: by name within a state
+    rows = pressing_first([r for r in status["experiments"]
+                           if (not needle or needle in r["name"].casefold())
+                           and (not query.state or r["state"] == query.state)])
     window = rows[query.offset:query.offset + query.limit]
-    eta = status["eta_seconds"]
     return {"experiments": [{**r, "view": row_view(ws, r, now)} for r in window],
-            "totals": status["totals"], "eta_seconds": eta, "workers": status["workers"],
-            "eta_text": None if eta is None else duration(eta),
+            "totals": status["totals"], "eta_seconds": status["eta_seconds"],
+            "workers": status["workers"], "eta_line": eta_line(status),
             "matched": len(rows), "offset": query.offset, "limit": query.limit}
 
 
 def row_view(ws: Workspace, row: dict[str, Any], now: float) -> dict[str, Any]:
     """An experiment as a person reads it: steps and progress, elapsed, time left, and for a
     failed one why, with the last line its failed step logged."""
-    tasks = row.get("tasks") or []
-    done = sum(t["state"] in FINISHED_STEP for t in tasks)
-    current = next((t for t in tasks if t["state"] == "running"), None)
-    running = row["state"] == "running" and current is not None
-    fraction = (current.get("progress") or 0.0) if running else 0.0
-    steps = f"{done}/{len(tasks)}" if tasks else "-"
-    if running:
-        steps += f" {current['id']}" + (f" {current['progress']:.0%}"
-                                        if current.get("progress") is not None else "")
-    started = row.get("started")
+    total, done = len(row["tasks"]), steps_done(row)
+    current = running_step(row)
+    fraction = (current.get("progress") or 0.0) if current else 0.0
     left = row.get("eta_seconds")
-    view = {"done": done, "total": len(tasks), "running_fraction": fraction,
+    view = {"done": done, "total": total, "running_fraction": fraction,
             "progress": 1.0 if row["state"] == "completed" else
-            (done + fraction) / len(tasks) if tasks else 0.0,
-            "steps": steps, "running_step": current["id"] if running else None,
-            "message": current.get("message") if running else None,
-            "elapsed": duration((row.get("ended") or now) - started) if started else "-",
+            (done + fraction) / total if total else 0.0,
+            "steps": steps_text(row), "running_step": current["id"] if current else None,
+            "message": current.get("message") if current else None,
+            "elapsed": duration(elapsed(row, now)),
             "left": duration(left) if row["state"] in ("queued", "running") else "",
             "worker_gone": row.get("worker_alive") is False}
     if row["state"] == "failed":

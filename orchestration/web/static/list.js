@@ -28,16 +28,9 @@ function summary(data) {
   const total = Object.values(data.totals).reduce((a, b) => a + b, 0);
   const counts = STATES.filter(s => data.totals[s])
     .map(s => el("span", {className: "count " + s, text: `${data.totals[s]} ${s}`}));
-  const active = data.totals.running || data.totals.queued;
-  let eta = "nothing queued or running";
-  if (active) {
-    eta = data.eta_text === null
-      ? "time left unknown until every method has finished a step or reported progress once"
-      : `all done in ~${data.eta_text}`;
-  }
-  const workers = `${data.workers} worker${data.workers === 1 ? "" : "s"} busy`;
+  const eta = data.eta_line || "nothing queued or running";
   return [el("strong", {text: `${total} experiment${total === 1 ? "" : "s"}`}), ...counts,
-          el("span", {className: "eta", id: "eta", text: active ? `${eta}; ${workers}` : eta})];
+          el("span", {className: "eta", id: "eta", text: eta})];
 }
 
 function tabs(data) {
