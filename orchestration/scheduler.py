@@ -162,6 +162,10 @@ async def _serve(ws: Workspace, host: str, port: int,
 
     from .web.handlers import install
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):  # before anyone can connect
+        loop.add_signal_handler(sig, stop.set)
     scheduler = luigi.scheduler.Scheduler()
     scheduler.load()
     app = luigi.server.app(scheduler)
@@ -176,10 +180,6 @@ async def _serve(ws: Workspace, host: str, port: int,
     server.add_sockets(sockets)
     pruner = tornado.ioloop.PeriodicCallback(scheduler.prune, PRUNE_MS)
     pruner.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
-        loop.add_signal_handler(sig, stop.set)
     _log.info("Scheduler starting up")
     try:
         if on_ready is not None:

@@ -165,3 +165,23 @@ def test_a_failed_row_says_why_with_the_last_line_its_step_logged(workspace):
     view = views.row_view(workspace, failed, now=0)
     assert (view["cause"], view["detail"]) == ("oom", "peak 23.1 GB")
     assert view["last_log_line"] == "KeyError: '<script>x</script>'"
+
+
+def test_a_config_rejected_before_it_had_a_record_still_has_a_page(workspace):
+    failed = workspace.folder(ExperimentState.FAILED)
+    (failed / "typo.yaml").write_text("tasks: [\n")
+    (failed / "typo.error.txt").write_text("typo.yaml: config rejected:\n  - bad YAML\n")
+    info = views.experiment(workspace, "typo", None, now=0)
+    assert (info["state"], info["tasks"], info["config"]) == ("failed", [], [])
+    assert info["view"]["detail"] == "typo.yaml: config rejected:"
+    with pytest.raises(confine.NotFound):  # nothing to compare it with
+        views.comparison(workspace, "typo", "typo")
+
+
+def test_the_status_document_is_encoded_as_status_json_prints_it():
+    from orchestration.web.handlers import _encode
+
+    doc = {"experiments": [{"name": "é <b>", "path": Path("/x"), "n": 1.5}, {"tasks": []}],
+           "totals": {"failed": 1}, "eta_seconds": None, "workers": 0}
+    assert _encode(doc) == json.dumps(doc, default=str).encode()
+    assert _encode({"experiments": []}) == json.dumps({"experiments": []}).encode()
