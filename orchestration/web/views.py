@@ -90,7 +90,8 @@ def row_view(ws: Workspace, row: dict[str, Any], now: float) -> dict[str, Any]:
             "left": duration(left) if row["state"] in ("queued", "running") else "",
             "worker_gone": row.get("worker_alive") is False}
     if row["state"] == "failed":
-        view.update(failure_of(row), last_log_line=last_log_line(ws, row))
+        why = failure_of(row)
+        view.update(why, last_log_line=last_log_line(ws, row, why["failed_step"]))
     return view
 
 
@@ -101,18 +102,15 @@ def failure_of(row: dict[str, Any]) -> dict[str, Any]:
         return {"cause": failure.get("cause"), "detail": failure.get("detail"),
                 "failed_step": failure.get("step"), "attempts": failure.get("attempts")}
     error = (row.get("error") or "").strip()
-    step = next((t for t in row.get("tasks") or [] if t["state"] == "failed"), None)
+    step = next((t for t in row["tasks"] if t["state"] == "failed"), None)
     return {"cause": None, "detail": error.splitlines()[0] if error else None,
             "failed_step": step["id"] if step else None,
             "attempts": step.get("attempts") if step else None}
 
 
-def last_log_line(ws: Workspace, row: dict[str, Any]) -> str | None:
-    """The last line the failed step wrote to its log (not the framework's attempt lines)."""
-    step_id = failure_of(row)["failed_step"] if row.get("failure") else None
-    tasks = row.get("tasks") or []
-    task = next((t for t in tasks if t["id"] == step_id or (step_id is None
-                                                             and t["state"] == "failed")), None)
+def last_log_line(ws: Workspace, row: dict[str, Any], step: str | None) -> str | None:
+    """The last line ``step`` wrote to its log (not the framework's attempt lines)."""
+    task = next((t for t in row["tasks"] if t["id"] == step), None)
     folder = row.get("output_dir")
     if task is None or not folder or confine.inside(folder, ws.output) is None:
         return None
