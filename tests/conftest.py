@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,29 @@ def port_open(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+@contextmanager
+def scheduler_cli(ws: Path, port: int | None = None):
+    """``job-orchestration scheduler`` (the real CLI, a subprocess) for ``ws`` on 127.0.0.1
+    and a free port; yields ``(url, process)``. At the end it gets SIGTERM (it saves its
+    state then); its output is left in ``process.out`` and ``process.err``."""
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestration", "scheduler", "--port",
+                             str(port)], env={**os.environ, "JOB_ORCHESTRATION_WORKSPACE": str(ws)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: port_open(port) or proc.poll() is not None, 30, "the scheduler")
+        assert proc.poll() is None, proc.communicate()
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.out, proc.err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.out, proc.err = proc.communicate()
 
 
 @pytest.fixture

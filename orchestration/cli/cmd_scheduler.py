@@ -1,16 +1,17 @@
 """Run Luigi's central scheduler (luigid) in the foreground, its state and logs under
-Misc/luigid. Workers on this and other hosts use it with ``--scheduler-url`` (or ``[core]
-default-scheduler-url`` in luigi.cfg); its web page shows every experiment's progress."""
+Misc/luigid, with the experiments pages on the same port. Workers on this and other hosts
+use it with ``--scheduler-url`` (or ``[core] default-scheduler-url`` in luigi.cfg);
+/experiments shows every experiment's progress, / is Luigi's own visualiser. One workspace
+has one scheduler: a second one is refused."""
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
 from ..reporter import Reporter
 from ..workspace import Workspace
 
-HELP = "run the Luigi central scheduler (luigid) for this workspace"
+HELP = "run the Luigi central scheduler (luigid) and the experiments pages for this workspace"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +28,12 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     warning = exposure_warning(args.host)
     if warning:
         reporter.warn(warning)
-    shown = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host
-    url = f"http://{shown}:{args.port}"
-    paths = SchedulerPaths.of(ws)
-    reporter.line(f"luigid on {url} (web view: {url}/); workers: `job-orchestration worker "
-                  f"--scheduler-url {url}`; state and logs in {paths.folder}; Ctrl-C stops it")
-    sys.stdout.flush()  # before luigid takes over the process
-    serve(ws, args.host, args.port)
+
+    def ready(url: str) -> None:
+        reporter.line(f"luigid on {url}: experiments {url}/experiments, Luigi's view {url}/; "
+                      f"workers: `job-orchestration worker --scheduler-url {url}`; state and "
+                      f"logs in {SchedulerPaths.of(ws).folder}; Ctrl-C stops it")
+        sys.stdout.flush()
+
+    serve(ws, args.host, args.port, on_ready=ready)
     return 0

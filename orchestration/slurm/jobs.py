@@ -235,3 +235,11 @@ def cancel(ws: Workspace, job: str | None = None) -> list[Job]:
                              "to cancel")
     _output(["scancel", *(j.job for j in targets)])
     return targets
+
+
+def status_part(ws: Workspace) -> dict[str, Any] | None:
+    """The ``slurm`` object of ``status --json``: present only for a workspace that has
+    Slurm jobs (no ``squeue`` call, and no key, elsewhere)."""
+    if not recorded(ws):
+        return None
+    return summary(ws).as_json()

@@ -101,8 +101,19 @@ class Browser:
                 raise TimeoutError(f"{expression!r} stayed {value!r} for {timeout} s")
             time.sleep(0.1)
 
-    def screenshot(self, path: Path) -> None:
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot")["data"]))
+    def screenshot(self, path: Path, full_page: bool = False) -> None:
+        """A PNG of the viewport (``full_page``: of the whole page, scrolled parts too)."""
+        shot = self.call("Page.captureScreenshot", captureBeyondViewport=full_page)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def resize(self, width: int, height: int) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type ``text`` as a keyboard would (input events fire)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
 
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
