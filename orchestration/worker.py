@@ -25,6 +25,7 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.rpc import RPCError
 
 from . import claims
+from .adaptive import hooks as search_hooks  # hook: search
 from .exceptions import OrchestrationError, WorkspaceError
 from .fsutil import remove_stale_temp_files
 from .pipeline import Experiment
@@ -78,7 +79,7 @@ def reconcile(ws: Workspace, lease: float = claims.DEFAULT_LEASE_SECONDS) -> lis
             except FileNotFoundError:
                 continue  # another worker starting at the same time moved it
             done.append(f"{path.stem}: had completed; moved to {ExperimentState.COMPLETED.folder}")
-    return done
+    return done + search_hooks.reconcile(ws)  # hook: search
 
 
 def requeue_dead(ws: Workspace, lease: float) -> list[str]:
@@ -194,7 +195,8 @@ class Worker:
         last_beat = last_reap = time.monotonic()
         while True:
             if time.monotonic() - last_reap > self.poll * REAP_EVERY_POLLS:
-                for msg in requeue_dead(self.ws, self.lease):
+                for msg in requeue_dead(self.ws, self.lease) + search_hooks.reconcile(
+                        self.ws):  # hook: search
                     self.on_event(msg)
                 last_reap = time.monotonic()
             if not self.stopping:
@@ -286,6 +288,8 @@ class Worker:
             error = self.ws.error_file(runner.path)
             why = error.read_text().strip() if error.exists() else "failed"
             self.on_event(f"{runner.name}: FAILED after {seconds:.1f} s: {why}")
+        for msg in search_hooks.experiment_ended(self.ws, runner.name):  # hook: search
+            self.on_event(msg)
 
     def _give_back(self, name: str, path: Path, why: str) -> None:
         """Put a claim back in the queue: what stopped it was not the experiment's fault."""

@@ -16,11 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "repeat to require several")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format (default: table)")
+    parser.add_argument("--search", metavar="NAME",
+                        help="the trials of adaptive search NAME instead: trial number, "
+                             "objective and parameters, best first")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..records.results import parse_where, results, table, to_csv
 
+    if args.search:
+        from .cmd_search import print_trials
+
+        return print_trials(args, reporter)
     rows = results(args.workspace, parse_where(args.where))
     if args.format == "json":
         reporter.json(rows)

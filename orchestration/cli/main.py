@@ -16,7 +16,7 @@ from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
-            "rerun", "submit", "scheduler", "demo"]
+            "rerun", "submit", "search", "scheduler", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not a bug: no traceback
 
