@@ -24,27 +24,29 @@ ADVANCE_TIMEOUT_SECONDS = 900.0  # telling and asking take about a second; ready
 def experiment_ended(ws: Workspace, name: str) -> list[str]:
     """Call after experiment ``name`` reached ConfigsCompleted or ConfigsFailed: if it is a
     trial, tell its search and ask for the next trial. Returns what was done."""
-    search = search_of(ws, name)
-    return [] if search is None else _advance_isolated(SearchFolder(ws, search))
+    try:
+        search = search_of(ws, name)
+        return [] if search is None else _advance_isolated(SearchFolder(ws, search))
+    except OSError as exc:  # the worker goes on; the next reconcile tries again
+        return [f"{name}: cannot tell its search ({exc})"]
 
 
 def reconcile(ws: Workspace) -> list[str]:
     """Tell every ended trial not told yet and top every search up to ``parallel``: what a
     worker killed between a trial's final move and its tell left undone."""
-    names = search_names(ws)
-    if not names:
-        return []
-    states = experiment_states(ws)
+    try:
+        names = search_names(ws)
+        states = experiment_states(ws) if names else {}
+    except OSError as exc:
+        return [f"cannot look at the searches in {ws.misc} ({exc})"]
     done = []
     for name in names:
         folder = SearchFolder(ws, name)
         try:
             due = needs_work(folder, states)
+            done += _advance_isolated(folder) if due else []
         except (OSError, ValueError, KeyError) as exc:
             done.append(f"search {name}: cannot read {folder.path} ({exc})")
-            continue
-        if due:
-            done += _advance_isolated(folder)
     return done
 
 

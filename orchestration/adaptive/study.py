@@ -21,7 +21,7 @@ try:
     from optuna.distributions import (BaseDistribution, CategoricalDistribution,
                                       FloatDistribution, IntDistribution)
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
     from optuna.trial import FrozenTrial, Trial, TrialState
 except ImportError:  # pragma: no cover - exercised by users without the extra
     raise UsageError("adaptive search needs Optuna, which is not installed here: run "
@@ -35,9 +35,15 @@ FAIL_REASON = "fail_reason"  # user attribute: why a trial was told FAIL
 FIXED_SEED = ("grid", "qmc")  # their order comes from the seed: it must be the same every time
 
 
+LOCK_GRACE_SECONDS = 5  # Optuna's default, 30, is for writers that do not hold a lock of ours
+
+
 def storage(journal: str) -> JournalStorage:
-    """The journal file storage (Optuna's default symlink lock, which works on NFS)."""
-    return JournalStorage(JournalFileBackend(journal))
+    """The journal file storage, with Optuna's symlink lock (which works on NFS). Our own
+    writers append only under the search's lock, so a symlink lock that outlives its grace
+    period is one a killed writer left: it is broken after seconds, not half a minute."""
+    return JournalStorage(JournalFileBackend(
+        journal, lock_obj=JournalFileSymlinkLock(journal, grace_period=LOCK_GRACE_SECONDS)))
 
 
 def sampler_for(spec: SearchSpec, seed: int, asked: int) -> "optuna.samplers.BaseSampler":

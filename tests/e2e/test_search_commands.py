@@ -72,6 +72,15 @@ def test_stop_asks_no_more_trials_and_lets_the_queued_ones_finish(ws, project, t
     assert (final["state"], final["asked"], final["counts"]["completed"]) == ("stopped", 2, 2)
     text = run_cli("search", "status", "quad", ws=ws).stdout
     assert "search quad: stopped" in text and "2 of 10 asked; 2 completed" in text
+    # with nothing to do, the worker's hooks import neither Optuna nor anything of a search
+    code = ("import sys; from orchestration.adaptive import hooks\n"
+            "from orchestration.workspace import Workspace; ws = Workspace(sys.argv[1])\n"
+            "done = hooks.reconcile(ws) + hooks.experiment_ended(ws, 'other-t0001')"
+            " + hooks.experiment_ended(ws, 'plain')\n"
+            "print(done, 'optuna' in sys.modules, 'orchestration.ready' in sys.modules)")
+    quiet = subprocess.run([sys.executable, "-c", code, str(ws)], capture_output=True,
+                           text=True, timeout=60)
+    assert quiet.stdout.split() == ["[]", "False", "False"], quiet.stderr
 
 
 def test_a_failed_trial_that_is_retried_and_completes_is_told_once_more(ws, project, tmp_path):
