@@ -16,8 +16,9 @@ ACTIONS = ("start", "status", "stop", "best")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS, metavar="ACTION",
-                        help="start SPEC | status [NAME] | stop NAME | best NAME")
+    parser.add_argument("action", nargs="?", choices=ACTIONS, default="status",
+                        metavar="ACTION", help="start SPEC | status [NAME] | stop NAME | best "
+                                               "NAME (default: status of every search)")
     parser.add_argument("target", nargs="?", metavar="SPEC|NAME",
                         help="the spec file (start) or the search's name")
     parser.add_argument("--name", help="start: the search's name (default: the spec's stem)")
@@ -30,12 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..workspace import Workspace
 
+    ws = Workspace.from_setting(args.workspace)
     if args.target is None and args.action != "status":
         raise UsageError(f"search {args.action}: give the "
                          f"{'spec file' if args.action == 'start' else 'search name'}")
     if args.action != "start" and (args.name or args.ready):
         raise UsageError("--name and --ready go with `search start` only")
-    ws = Workspace.from_setting(args.workspace)
+    if args.json and args.action not in ("status", "best"):
+        raise UsageError("--json goes with `search status` and `search best` only")
     if args.action == "start":
         return _start(ws, args, reporter)
     if args.action == "stop":
