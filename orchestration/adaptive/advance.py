@@ -48,7 +48,7 @@ class Advancer:
         self.spec, self.seed = spec_of(meta), meta["seed"]
         self.base = yaml.safe_load(folder.base_path.read_text())
         self.ledger = folder.ledger()
-        self.study = study or studies.load(str(folder.journal), folder.name)
+        self.study = study or studies.load(str(folder.journal), folder.name, repair=True)
         self.states = experiment_states(self.ws)
         self.messages: list[str] = []
         self.outcomes: list = []  # what `ready` did with the trials queued here

@@ -10,6 +10,7 @@ other, which keeps the journal the single record of what every experiment was to
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from typing import Any
 
@@ -75,9 +76,41 @@ def create(journal: str, name: str, spec: SearchSpec, seed: int) -> "optuna.Stud
                                direction=spec.direction, sampler=sampler_for(spec, seed, 0))
 
 
-def load(journal: str, name: str) -> "optuna.Study":
-    """The study as its journal has it; ``ask`` sets the sampler for each ask."""
+def load(journal: str, name: str, repair: bool = False) -> "optuna.Study":
+    """The study as its journal has it; ``ask`` sets the sampler for each ask. ``repair``
+    (for writers, under the search's lock) first cuts a line a killed writer left torn."""
+    if repair:
+        drop_torn_tail(journal)
     return optuna.load_study(study_name=name, storage=storage(journal))
+
+
+def drop_torn_tail(journal: str) -> bool:
+    """Cut a last line that lacks its newline: a writer killed in mid-append leaves one, and
+    Optuna would glue the next entry to it, after which it cannot read the journal at all.
+    Checked again under the journal's own lock (an optuna-dashboard may be appending)."""
+    if _complete(journal):
+        return False
+    lock = JournalFileSymlinkLock(journal, grace_period=LOCK_GRACE_SECONDS)
+    lock.acquire()
+    try:
+        if _complete(journal):
+            return False
+        with open(journal, "rb+") as fh:
+            data = fh.read()
+            fh.truncate(data.rfind(b"\n") + 1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+    finally:
+        lock.release()
+
+
+def _complete(journal: str) -> bool:
+    with open(journal, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def trials(study: "optuna.Study") -> list[FrozenTrial]:
