@@ -1,7 +1,7 @@
 """job-orchestration: run many experiment configs through Luigi, with provenance.
 
-User code needs only ``TaskBase``; scripts use ``submit`` and ``results``. Those two load
-lazily, so the ``from orchestration import TaskBase`` in every Tasks.py stays cheap.
+User code needs only ``TaskBase``; scripts use ``submit``, ``results`` and ``search``. Those
+load lazily, so the ``from orchestration import TaskBase`` in every Tasks.py stays cheap.
 """
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 from .taskbase import TaskBase
 
-__all__ = ["TaskBase", "results", "submit"]
+__all__ = ["TaskBase", "results", "search", "submit"]
 __version__ = "0.1.0"
 
-_LAZY = {"submit": "orchestration.submission", "results": "orchestration.records.results"}
+_LAZY = {"submit": "orchestration.submission", "results": "orchestration.records.results",
+         "search": "orchestration.adaptive.start"}
 
 
 def __getattr__(name: str) -> Any:

@@ -146,20 +146,24 @@ class Readier:
                            f"{state.folder}/; rename the file (names are unique in a "
                            "workspace)")
         try:
-            source = self._read(path)
-            data = load_config(path, source)
-            spec, problems = check(data)
-            if spec is None:
-                raise ConfigError(path, problems)
-            data["pathToTasks"] = str(tasks_folder(spec.path_to_tasks, self.base))
-            data["outputDir"] = expand_date_time(spec.output_dir)
-            spec = replace(spec, path_to_tasks=data["pathToTasks"], output_dir=data["outputDir"])
-            return self.prepare_spec(path, name, spec, source)
+            return self.candidate(path, name, self._read(path))
         except ConfigError as exc:
             return self.reject(path, str(exc))
         except FileNotFoundError:
             return Outcome(name, False, f"{path}: gone (taken by another process)",
                            skipped=True)
+
+    def candidate(self, path: Path, name: str, source: bytes) -> Candidate:
+        """Pass 1 for the config text ``source`` (read from ``path``, or to be written there:
+        a search checks its first trial so); raises ConfigError."""
+        data = load_config(path, source)
+        spec, problems = check(data)
+        if spec is None:
+            raise ConfigError(path, problems)
+        data["pathToTasks"] = str(tasks_folder(spec.path_to_tasks, self.base))
+        data["outputDir"] = expand_date_time(spec.output_dir)
+        spec = replace(spec, path_to_tasks=data["pathToTasks"], output_dir=data["outputDir"])
+        return self.prepare_spec(path, name, spec, source)
 
     def prepare_spec(self, path: Path, name: str, spec: ExperimentSpec, source: bytes,
                      own_name: str | None = None) -> Candidate:

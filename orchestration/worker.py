@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import claims, lifecycle
+from .adaptive import hooks as search_hooks
 from .exceptions import OrchestrationError, SchedulerUnreachable
 from .failures import FailureCause
 from .fsutil import HOST
@@ -100,10 +101,9 @@ class Worker:
                  lease: float = claims.DEFAULT_LEASE_SECONDS, gpus: list[str] | None = None,
                  slots_per_gpu: int = 1, notify: list[str] | None = None,
                  notify_timeout: float = DEFAULT_TIMEOUT,
-                 on_event: Callable[[str], None] = lambda msg: None,
-                 on_ended: Callable[[Workspace, str], None] = lambda ws, name: None) -> None:
+                 on_event: Callable[[str], None] = lambda msg: None) -> None:
         self.ws, self.workers, self.exit_when_empty = ws, max(1, workers), exit_when_empty
-        self.poll, self.lease, self.on_event, self.on_ended = poll, lease, on_event, on_ended
+        self.poll, self.lease, self.on_event = poll, lease, on_event
         self.settings = RunnerSettings(str(ws.root), scheduler_url, tuple(gpus or ()),
                                        slots_per_gpu, os.getpid())
         self.notifier = Notifier(notify, notify_timeout, on_event)
@@ -121,7 +121,7 @@ class Worker:
     def run(self) -> WorkerReport:
         if self.settings.scheduler_url:
             check_scheduler(self.settings.scheduler_url)
-        for msg in lifecycle.reconcile(self.ws, self.lease):
+        for msg in lifecycle.reconcile(self.ws, self.lease) + search_hooks.reconcile(self.ws):
             self.on_event(msg)
         if not self.exit_when_empty:
             self.on_event(f"worker {os.getpid()} on {HOST} is waiting for configs; Ctrl-C "
@@ -130,7 +130,8 @@ class Worker:
         try:
             while True:
                 if time.monotonic() - last_reap > self.poll * REAP_EVERY_POLLS:
-                    for msg in lifecycle.reap_dead(self.ws, self.lease):
+                    for msg in (lifecycle.reap_dead(self.ws, self.lease)
+                                + search_hooks.reconcile(self.ws)):
                         self.on_event(msg)
                     last_reap = time.monotonic()
                 if not self.stopping:
@@ -333,7 +334,8 @@ class Worker:
         except (OSError, ValueError, OrchestrationError):
             return
         self.notifier.ended(record)
-        self.on_ended(self.ws, name)
+        for msg in search_hooks.experiment_ended(self.ws, name):  # a trial: tell its study
+            self.on_event(msg)
 
     def _give_back(self, name: str, why: str) -> None:
         """Put a claim back in the queue: what stopped it was not the experiment's fault."""

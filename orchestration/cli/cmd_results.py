@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--desc", action="store_true", help="with --sort: largest first")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format (default: table)")
+    parser.add_argument("--search", metavar="NAME",
+                        help="the trials of adaptive search NAME instead: trial number, "
+                             "objective and parameters, best first")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -33,6 +36,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     if args.desc and args.sort is None:
         raise UsageError("--desc orders by --sort KEY; give --sort too")
+    if args.search:
+        from .cmd_search import print_trials
+
+        return print_trials(args, reporter)
     rows = results(args.workspace, parse_where(args.where), sort=args.sort, desc=args.desc)
     if args.format == "json":
         reporter.json(rows)

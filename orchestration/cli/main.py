@@ -18,7 +18,7 @@ from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "remove",
-            "results", "diff", "rerun", "submit", "scheduler", "slurm", "demo"]
+            "results", "diff", "rerun", "submit", "search", "scheduler", "slurm", "demo"]
 ALIASES = {"readyConfigs": "ready"}
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not a bug: no traceback
 
