@@ -38,6 +38,8 @@ class Workspace:
             raise WorkspaceError(
                 f"{ws.root} is not an initialised workspace: run `job-orchestration init "
                 f"--workspace {ws.root}` first")
+        if must_exist and not ws.experiments.is_dir():  # hook: compat 0.0.7 (a workspace
+            ws.init()  # it made lacks ConfigsInProgress/ and Misc/experiments/)
         return ws
 
     def folder(self, state: ExperimentState) -> Path:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import sys
 import traceback
 from types import ModuleType
 
 from ..exceptions import OrchestrationError
 from ..reporter import Reporter
+from ..workspace import ENV_VAR, Workspace
+from . import legacy
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "results", "diff",
             "rerun", "submit", "scheduler", "demo"]
@@ -45,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if legacy.has_action(argv):  # job-orchestration 0.0.7's `-action NAME`
+        return legacy.run(argv, main)
     reporter = Reporter()
     args = build_parser().parse_args(argv)
     args.workspace = getattr(args, "workspace", None)
     args.debug = getattr(args, "debug", False)
+    if args.workspace:  # the code we run (tasks reading job_orchestration.Constants) sees it
+        os.environ[ENV_VAR] = str(Workspace(args.workspace).root)
     command = ALIASES.get(args.command, args.command)
     try:
         if args.command is None:
