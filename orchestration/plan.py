@@ -33,6 +33,7 @@ class Plan:
     output_dir: Path
     spec: ExperimentSpec
     snapshot: str       # the config's hash: the identity of this experiment's snapshot
+    earlier_attempts: dict[str, int]  # per step: attempts made by earlier runs (failed ones)
 
     @classmethod
     def load(cls, ws: Workspace, name: str) -> "Plan":
@@ -44,7 +45,8 @@ class Plan:
             raise RecordError(f"experiment {name!r}: its run record "
                               f"{run_record.record_path(output_dir)} is missing or damaged "
                               f"({exc})") from None
-        return cls(ws, name, output_dir, spec, record.config_sha256)
+        return cls(ws, name, output_dir, spec, record.config_sha256,
+                   {tid: len(step.failures) for tid, step in record.tasks.items()})
 
     @property
     def code_folder(self) -> Path:

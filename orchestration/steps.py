@@ -131,7 +131,8 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
                 failure = outcome.failure
             if outcome is not None and outcome.ok:
                 marker = Marker(task.id, task.method, plan.snapshot, plan.inputs[task.id],
-                                started, time.time(), outcome.seconds, attempt, HOST,
+                                started, time.time(), outcome.seconds,
+                                plan.earlier_attempts.get(task.id, 0) + attempt, HOST,
                                 outcome.result, gpus or None, outcome.warnings)
                 try:
                     lifecycle.step_completed(plan, marker)

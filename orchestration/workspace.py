@@ -38,6 +38,8 @@ class Workspace:
             raise WorkspaceError(
                 f"{ws.root} is not an initialised workspace: run `job-orchestration init "
                 f"--workspace {ws.root}` first")
+        if must_exist and not ws.experiments.is_dir():  # one job-orchestration 0.0.7 made:
+            ws.init()  # it lacks ConfigsInProgress/ and Misc/experiments/
         return ws
 
     def folder(self, state: ExperimentState) -> Path:

@@ -37,6 +37,11 @@ def make_code_repo(repo: Path) -> Path:
     """Create ``repo`` as in the ``code_repo`` fixture (for module-scoped fixtures too)."""
     (repo / "tasks").mkdir(parents=True)
     shutil.copy(FIXTURES / "Tasks.py", repo / "tasks" / "Tasks.py")
+    return commit_repo(repo)
+
+
+def commit_repo(repo: Path) -> Path:
+    """Make the folder ``repo`` a git repository with everything in it committed."""
     git(repo, "init", "-q", "-b", "main")
     git(repo, "remote", "add", "origin", "https://github.com/me/project")
     git(repo, "add", "-A")
@@ -88,13 +93,16 @@ def write_config(ws: Path, name: str, config: dict | str | bytes,
 
 
 def run_cli(*args: str, ws: Path | None = None, cwd: Path | None = None,
-            env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m orchestration ARGS`` in a subprocess, as a user runs it."""
+            env: dict | None = None, timeout: float = 120,
+            module: str = "orchestration") -> subprocess.CompletedProcess:
+    """``python -m orchestration ARGS`` (or another ``module``) in a subprocess, as a user runs
+    it; stdin is empty, so a command that asks something on a terminal never waits."""
     full_env = {**os.environ, **(env or {})}
     if ws is not None:
         full_env["JOB_ORCHESTRATION_WORKSPACE"] = str(ws)
-    return subprocess.run([sys.executable, "-m", "orchestration", *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def state_of(ws: Path, name: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -16,6 +17,8 @@ from types import ModuleType
 from .. import __version__
 from ..exceptions import OrchestrationError
 from ..reporter import Reporter
+from ..workspace import ENV_VAR, Workspace
+from . import legacy
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "remove",
             "results", "diff", "rerun", "submit", "search", "scheduler", "slurm", "demo"]
@@ -61,10 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if legacy.has_action(argv):  # job-orchestration 0.0.7's `-action NAME`
+        return legacy.run(argv, main)
     reporter = Reporter()
     args = build_parser().parse_args(argv)
     args.workspace = getattr(args, "workspace", None)
     args.debug = getattr(args, "debug", False)
+    if args.workspace:  # the code we run (tasks reading job_orchestration.Constants) sees it
+        os.environ[ENV_VAR] = str(Workspace(args.workspace).root)
     command = ALIASES.get(args.command, args.command)
     try:
         if args.command is None:
