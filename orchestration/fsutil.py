@@ -43,18 +43,21 @@ def temp_path(path: Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes | str, *, durable: bool = True,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, sync_folder: bool = True) -> None:
     """Put ``data`` at ``path`` whole or not at all.
 
-    ``durable`` adds the fsyncs (file, then folder) that make the write survive a power cut.
+    ``durable`` adds the fsyncs (file, then folder) that make the write survive a power cut;
+    ``sync_folder=False`` keeps the file's only: after a power cut the file is then whole or
+    absent (the rename may be lost), never empty under its name.
     ``exclusive`` never replaces an existing file (FileExistsError): the file is linked into
     place instead of renamed, which fails if the name is taken.
     """
-    atomic_write_all([(path, data)], durable=durable, exclusive=exclusive)
+    atomic_write_all([(path, data)], durable=durable, exclusive=exclusive,
+                     sync_folder=sync_folder)
 
 
 def atomic_write_all(files: list[tuple[Path, bytes | str]], *, durable: bool = True,
-                     exclusive: bool = False) -> None:
+                     exclusive: bool = False, sync_folder: bool = True) -> None:
     """``atomic_write`` for many files of one folder: for a big batch, one ``syncfs`` of the
     file system replaces one fsync per file (1000 fsyncs took 0.8 s on our CI disk, one
     syncfs 0.02 s). A file that exists already (``exclusive``) stops the batch there."""
@@ -81,7 +84,7 @@ def atomic_write_all(files: list[tuple[Path, bytes | str]], *, durable: bool = T
         for tmp, _ in temps:
             if exclusive or os.path.lexists(tmp):
                 tmp.unlink(missing_ok=True)
-    if durable:
+    if durable and sync_folder:
         for folder in {path.parent for path, _ in files}:
             fsync_dir(folder)
 

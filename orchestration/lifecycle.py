@@ -15,7 +15,7 @@ queue               name link, output folder + record,       config still in Con
 reject              error file, *rename to ConfigsFailed      still in ConfigSources: judged again
 claim               *rename to ConfigsInProgress, owner       a claim without (live) owner: dead,
                     file, record "running" + attempt          so reconcile requeues it
-step_started        running file (not fsynced)                stale running file: removed at the
+step_progress       running file (in place, not fsynced)      stale running file: removed at the
                                                              next claim
 step_completed      *marker (fsynced), running file gone      a marker is the whole proof; the
                                                              record catches up from markers
@@ -45,8 +45,7 @@ from typing import Callable
 from . import claims, containment
 from .failures import Failure, FailureCause
 from .exceptions import OrchestrationError
-from .fsutil import (HOST, TMP_MARK, atomic_write, atomic_write_json, read_json,
-                     remove_stale_temp_files)
+from .fsutil import HOST, TMP_MARK, atomic_write, dumps, read_json, remove_stale_temp_files
 from .plan import Plan
 from .records import run_record
 from .records.run_record import Marker, RunRecord
@@ -108,51 +107,45 @@ def claim(ws: Workspace, path: Path, holder: int,
         os.rename(path, dest)
     except FileNotFoundError:
         return None  # lost the race: normal
-    claims.write_owner(ws, path.stem, holder, lease)
-    output_dir = ws.output_dir(path.stem)
-    for folder in (output_dir, run_record.meta_dir(output_dir)):
-        remove_stale_temp_files(folder)  # the claim means no other run writes there now
-    for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
-        stale.unlink(missing_ok=True)
-
     def change(record: RunRecord) -> None:
         record.state = R
         record.attempts.append({"host": HOST, "pid": holder, "started": time.time()})
         note(record)
 
-    record = _update(output_dir, change, durable=False)
+    try:
+        claims.write_owner(ws, path.stem, holder, lease)
+        output_dir = ws.output_dir(path.stem)
+        for folder in (output_dir, run_record.meta_dir(output_dir)):
+            remove_stale_temp_files(folder)  # the claim means no other run writes there now
+        for stale in run_record.meta_dir(output_dir).glob("*.running.json"):
+            stale.unlink(missing_ok=True)
+        record = _update(output_dir, change, durable=False)
+    except OSError:  # a full disk, say: queued is true, claimed by nobody is not
+        _move_claimed(ws, path.stem, Q)
+        raise
     return Claim(ws, path.stem, dest, len(record.attempts))
 
 
-def step_started(plan: Plan, task_id: str, attempt: int, started: float,
-                 gpus: list[str] | None = None) -> None:
-    """A step's attempt begins (``status`` shows it from this small side file)."""
-    live = {"attempts": attempt, "started": started, "attempt_started": time.time(),
-            "host": HOST, "gpus": gpus}
-    try:
-        atomic_write_json(run_record.running_path(plan.output_dir, task_id), live,
-                          durable=False)
-    except OSError:  # only readers use it: a full disk must not fail the step for it
-        pass
-
-
 def step_progress(plan: Plan, task_id: str, live: dict) -> None:
-    """A running step's progress, for ``status`` (at most once a second, never fsynced)."""
+    """A running step's attempt and progress, for ``status`` (at most once a second). Written
+    in place, not atomically and not fsynced: it is rewritten often, and a reader that finds
+    it half-written skips it."""
     try:
-        atomic_write_json(run_record.running_path(plan.output_dir, task_id), live,
-                          durable=False)
-    except OSError:
+        with open(run_record.running_path(plan.output_dir, task_id), "w") as fh:
+            fh.write(dumps(live, indent=None))
+    except OSError:  # only readers use it: a full disk must not fail the step for it
         pass
 
 
 def step_completed(plan: Plan, marker: Marker) -> None:
     """The step is done: its marker is the commit point.
 
-    One fsync of the marker file and one of its folder: both are needed, since without the
-    folder's a power cut can lose the rename and the step runs again (allowed: at least once),
-    but without the file's it can leave a renamed, empty marker (not allowed: done and no
-    result). Raises OSError (a full disk) without a marker in place."""
-    atomic_write_json(plan.marker(marker.id), marker.to_json())
+    One fsync, the marker file's: without it a power cut could leave a renamed, empty marker
+    (not allowed: done, and no result). The folder's fsync is not needed for the promise:
+    without it a power cut can lose the rename, and the step runs again (at least once is
+    what we promise). Raises OSError (a full disk) without a marker in place."""
+    atomic_write(plan.marker(marker.id), dumps(marker.to_json()), sync_folder=False)
+    plan.done[marker.id] = marker
     run_record.running_path(plan.output_dir, marker.id).unlink(missing_ok=True)
 
 

@@ -8,12 +8,13 @@ and the step's own inputs: its config and, transitively, its upstream steps').
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config.schema import ExperimentSpec, TaskSpec, spec_from_snapshot
 from .exceptions import RecordError
+from .fsutil import read_json
 from .records import run_record
 from .records.run_record import Marker, RunRecord
 from .workspace import Workspace
@@ -34,12 +35,15 @@ class Plan:
     spec: ExperimentSpec
     snapshot: str       # the config's hash: the identity of this experiment's snapshot
     earlier_attempts: dict[str, int]  # per step: attempts made by earlier runs (failed ones)
+    # markers known to be ours, found or written during this run: Luigi asks whether a step
+    # is complete several times per step, and a marker of this snapshot cannot go away
+    done: dict[str, Marker] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, ws: Workspace, name: str) -> "Plan":
         output_dir = ws.output_dir(name)
-        try:
-            record = RunRecord.load(output_dir)
+        try:  # the stored record: a run needs its snapshot, not its steps' side files
+            record = RunRecord.from_json(read_json(run_record.record_path(output_dir)))
             spec = spec_from_snapshot(record.config)
         except (OSError, ValueError) as exc:
             raise RecordError(f"experiment {name!r}: its run record "
@@ -70,7 +74,10 @@ class Plan:
 
     def finished(self, task_id: str) -> Marker | None:
         """The step's marker if it is one of ours, for this snapshot and these inputs."""
+        if task_id in self.done:
+            return self.done[task_id]
         marker = Marker.read(self.output_dir, task_id)
         if marker is not None and marker.made_for(self.snapshot, self.inputs[task_id]):
+            self.done[task_id] = marker
             return marker
         return None

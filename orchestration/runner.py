@@ -34,6 +34,7 @@ from .steps import HostPool
 from .workspace import Workspace
 
 RENEW_EVERY = 200
+CHUNK = 50  # steps of one experiment given to Luigi at a time (see _luigi_run)
 RESOURCE_WAIT_SECONDS = 1.0
 
 
@@ -94,8 +95,10 @@ class _Runner:
     def run(self, name: str, claim: str) -> tuple[str, str | None]:
         """Run one claimed experiment to its end; returns its state and, if it is not one the
         lifecycle has recorded, why (the worker decides what to do then)."""
-        try:
-            plan = Plan.load(self.ws, name)
+        from .pipeline.luigi_tasks import plan_of
+
+        try:  # the snapshot, read once for this run and every Luigi task of it
+            plan = plan_of(str(self.ws.root), name, claim)
         except OrchestrationError as exc:
             return self._fail(name, f"cannot run {name}: {exc}")
         for task in plan.spec.tasks:
@@ -133,17 +136,26 @@ class _Runner:
 
         from .pipeline.luigi_tasks import Experiment, Step
 
-        remote = bool(self.settings.scheduler_url)
         root = str(self.ws.root)
-        tasks = ([Experiment(root, plan.name, claim)] if remote else
-                 [Step(root, plan.name, t.id, claim, "") for t in plan.spec.sinks()])
         try:
+            if not self.settings.scheduler_url:
+                # Luigi's scheduling is quadratic in the size of the graph it is given (every
+                # get_work scans every pending task): a big experiment is given to it in
+                # topological slices of CHUNK steps, whose requirements are done already
+                todo = [t for t in plan.spec.in_order() if plan.finished(t.id) is None]
+                for start in range(0, len(todo), CHUNK):
+                    worker = self._worker()
+                    for task in todo[start:start + CHUNK]:
+                        worker.add(Step(root, plan.name, task.id, claim, ""))
+                    worker.run()
+                    if any(plan.finished(t.id) is None for t in todo[start:start + CHUNK]):
+                        return  # a step failed or was interrupted: the lifecycle has it
+                return
             while True:
                 worker = self._worker()
-                for task in tasks:
-                    worker.add(task)
+                worker.add(Experiment(root, plan.name, claim))
                 worker.run()
-                if not remote or not self._held_back(plan):
+                if not self._held_back(plan):
                     return
                 # luigid held a step back (its resources are in use by another worker's step):
                 # ask again until it is our turn

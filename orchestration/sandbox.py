@@ -48,6 +48,7 @@ class AttemptRequest:
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     code_folder: str | None = None  # frames in files under it are "the user's code"
+    header: str | None = None       # a line the log gets before the attempt's output
 
 
 @dataclass
@@ -137,18 +138,18 @@ def _user_frame(exc: BaseException, code_folder: str | None) -> str | None:
 
 
 def _child(target: Callable[[ProgressFn], Any], request: AttemptRequest, write_fd: int,
-           parent: int, box: Box | None) -> None:
+           parent: int) -> None:
     """Body of the forked child; never returns. Kept short: every line here is paid once
     per attempt (see ``prepare_process`` for what a host sets up once for all of them)."""
     code = 1
     try:
         os.setpgid(0, 0)  # own process group: a timeout kills the step and what it started
         die_with_parent(parent)
-        if box is not None:
-            box.join()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if request.log is not None:
             log_fd = os.open(request.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if request.header:  # written here: one open of the log per attempt, not two
+                os.write(log_fd, request.header.encode() + b"\n")
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
@@ -246,7 +247,7 @@ def run_attempt(target: Callable[[ProgressFn], Any], request: AttemptRequest,
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child(target, request, write_fd, parent, box)
+        _child(target, request, write_fd, parent)
     try:
         os.setpgid(pid, pid)  # also here: a timeout may come before the child's own setpgid
     except OSError:

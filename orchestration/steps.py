@@ -27,6 +27,8 @@ from .records.run_record import Marker
 from .sandbox import AttemptRequest, ProgressFn
 
 PROGRESS_RECORD_INTERVAL = 1.0
+RUNNING_FILE_AFTER = 1.0  # a step this young is not worth a file for `status` (most of the
+                          # cost of a trivial step was its files)
 
 
 @dataclass
@@ -78,24 +80,33 @@ class _Live:
         self.last = 0.0
 
     def begin(self, attempt: int, started: float, gpus: list[str]) -> None:
+        """An attempt starts; its running file is written once it has run a while (or at its
+        first progress report)."""
         self.info = {"attempts": attempt, "started": started, "attempt_started": time.time(),
                      "host": HOST, "gpus": gpus or None}
+        self.last = time.monotonic()
+
+    def write(self) -> None:
         lifecycle.step_progress(self.plan, self.task_id, self.info)
 
     def __call__(self, fraction: float, message: str | None = None) -> None:
         if self.forward is not None:
             self.forward(fraction, message)
         now = time.monotonic()
-        if now - self.last >= PROGRESS_RECORD_INTERVAL:
+        if now - self.last >= PROGRESS_RECORD_INTERVAL or "progress" not in self.info:
             self.last = now
             self.info["progress"] = {"fraction": fraction, "message": message,
                                      "at": time.time()}
-            lifecycle.step_progress(self.plan, self.task_id, self.info)
+            self.write()
 
 
-def _note(log: Path, text: str) -> None:
+def _stamped(text: str) -> str:
+    return f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {text}"
+
+
+def _note(log: Path, *texts: str) -> None:
     with open(log, "a") as fh:
-        fh.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {text}\n")
+        fh.writelines(f"{_stamped(text)}\n" for text in texts)
 
 
 def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
@@ -110,13 +121,13 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
         with pool.gpus.lease(task.gpus, lambda: _note(
                 log, f"waiting for {task.gpus} free GPU(s) of {pool.gpus.devices}")) as gpus:
             live.begin(attempt, started, gpus)
-            _note(log, f"attempt {attempt} of {task.retries + 1} on {HOST}"
-                  + (f", GPU {','.join(gpus)}" if gpus else ""))
+            header = _stamped(f"attempt {attempt} of {task.retries + 1} on {HOST}"
+                              + (f", GPU {','.join(gpus)}" if gpus else ""))
             outcome_seconds = time.monotonic()
             try:
                 host = pool.host(plan, log)
             except TasksImportError as exc:
-                _note(log, str(exc))
+                _note(log, header.split(" ", 2)[2], str(exc))
                 failure = Failure(FailureCause.EXCEPTION, f"TasksImportError: {exc}",
                                   attempt=attempt, ended=time.time())
                 outcome = None
@@ -125,9 +136,10 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
                     log=str(log), attempt=attempt, timeout=task.timeout,
                     stall_after=task.stall_after, stall_kill=task.stall_action == "kill",
                     cwd=str(plan.code_folder), env={ENV: ",".join(gpus)},
-                    code_folder=str(plan.code_folder))
+                    code_folder=str(plan.code_folder), header=header)
                 outcome = host.call("run", task.method, plan.task_config(task), task.entry,
-                                    plan.output_dir, request, live)
+                                    plan.output_dir, request, live,
+                                    still_running=(RUNNING_FILE_AFTER, live.write))
                 failure = outcome.failure
             if outcome is not None and outcome.ok:
                 marker = Marker(task.id, task.method, plan.snapshot, plan.inputs[task.id],

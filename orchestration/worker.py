@@ -203,8 +203,9 @@ class Worker:
         why = (f"cannot run {name}: {exc}; put the config in ConfigSources and run "
                "`job-orchestration ready`")
         try:
-            if path.parent == self.ws.folder(ExperimentState.QUEUED):
-                self.ws.move(path, ExperimentState.RUNNING)  # out of every worker's way
+            found = self.ws.find(name)  # queued still, or claimed when the claim stopped
+            if found is not None and found[0] is ExperimentState.QUEUED:
+                self.ws.move(found[1], ExperimentState.RUNNING)  # out of every worker's way
             lifecycle.fail(self.ws, name, why)
         except OSError:  # taken by another worker meanwhile, or a full disk
             return

@@ -111,12 +111,22 @@ class ProvenanceCache:
 
     def __init__(self, max_age: float | None = None) -> None:
         self._by_root: dict[str, tuple[float, Provenance]] = {}
+        self._by_folder: dict[str, tuple[float, Provenance]] = {}  # the last answer per folder
         self.max_age = max_age
 
     def capture(self, path: str | Path) -> Provenance:
         """The code state of the folder ``path``; never raises for git trouble (the result is
         then unavailable, saying why). Nested values are shared between calls for one
         repository: treat the result as read-only."""
+        taken, known = self._by_folder.get(str(path), (float("-inf"), None))
+        if known is not None and (self.max_age is None
+                                  or time.monotonic() - taken <= self.max_age):
+            return known  # not even the repository is opened again (2 ms per claim)
+        found = self._capture(path)
+        self._by_folder[str(path)] = (time.monotonic(), found)
+        return found
+
+    def _capture(self, path: str | Path) -> Provenance:
         folder = Path(path).resolve()
         if folder.is_file():
             folder = folder.parent

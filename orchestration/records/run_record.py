@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..exceptions import RecordError
 from ..failures import Failure
-from ..fsutil import atomic_write_json, locked, read_json
+from ..fsutil import atomic_write, dumps, locked, read_json
 from ..states import ExperimentState, StepState
 from .provenance import Provenance
 
@@ -304,7 +304,11 @@ def load_named(ws: Any, name: str) -> RunRecord:
 
 
 def write(output_dir: Path, record: RunRecord, durable: bool = True) -> None:
-    atomic_write_json(record_path(output_dir), record.to_json(), durable=durable)
+    """The record, whole or not at all. ``durable``: fsynced, so a power cut cannot leave it
+    empty; its folder is not (a lost rename leaves the record before this change, which the
+    folders and the markers, the states' ground truth, correct)."""
+    atomic_write(record_path(output_dir), dumps(record.to_json()), durable=durable,
+                 sync_folder=False)
 
 
 def update(output_dir: Path, change: Callable[[RunRecord], None],
