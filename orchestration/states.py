@@ -36,6 +36,7 @@ _FOLDERS = {ExperimentState.NEW: "ConfigSources", ExperimentState.QUEUED: "Confi
             ExperimentState.COMPLETED: "ConfigsCompleted",
             ExperimentState.FAILED: "ConfigsFailed"}
 _BY_FOLDER = {folder: state for state, folder in _FOLDERS.items()}
+UNFINISHED = (ExperimentState.QUEUED, ExperimentState.RUNNING)  # what a worker still has to do
 
 
 class StepState(str, enum.Enum):

@@ -6,19 +6,32 @@ the workspace folders, as ``status`` shows them. Nothing here takes the search's
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..records import eta
 from ..exceptions import WorkspaceError
-from ..states import ExperimentState
+from ..records import eta
+from ..states import UNFINISHED, ExperimentState
 from ..workspace import Workspace
 from . import study as studies
 from .advance import spec_of
 from .spec import SearchSpec
 from .store import SearchFolder, Told, experiment_states, outcome, state_of
 
-ACTIVE_STATES = ("new", "queued", "running")
+ACTIVE_STATES = (ExperimentState.NEW, *UNFINISHED)
+
+
+class SearchState(str, enum.Enum):
+    """Where a search stands (``search status``)."""
+
+    RUNNING = "running"    # trials active, or waiting for a worker to ask for more
+    STOPPING = "stopping"  # stopped: no new trials, running ones finish
+    STOPPED = "stopped"
+    DONE = "done"          # every trial asked and told
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -78,23 +91,25 @@ def status(ws: Workspace, name: str) -> dict[str, Any]:
     spec, rows = trial_rows(ws, name)
     ledger, stopped = folder.ledger(), folder.stopped()
     counts = {state: sum(r.state == state for r in rows)
-              for state in (*ACTIVE_STATES, "completed", "failed", Told.REMOVED)}
+              for state in (*ACTIVE_STATES, ExperimentState.COMPLETED, ExperimentState.FAILED,
+                            Told.REMOVED)}
     active = sum(counts[s] for s in ACTIVE_STATES)
     untold = any(outcome(None if r.state == Told.REMOVED else ExperimentState(r.state))
                  not in (None, ledger.trials[r.name].told) for r in rows)
     left = 0 if stopped else max(0, spec.budget - len(rows))
     if active or untold:
-        state = "stopping" if stopped else "running"
+        state = SearchState.STOPPING if stopped else SearchState.RUNNING
     elif left == 0:
-        state = "done" if len(rows) >= spec.budget else "stopped"
+        state = SearchState.DONE if len(rows) >= spec.budget else SearchState.STOPPED
     else:
-        state = "running"  # waiting for a worker to ask for more
+        state = SearchState.RUNNING  # waiting for a worker to ask for more
     best_row = rows[0] if rows and rows[0].value is not None else None
     return {"name": name, "state": state, "stopped": stopped, "objective": spec.objective,
             "direction": spec.direction, "sampler": spec.sampler, "parallel": spec.parallel,
             "trials": spec.budget, "asked": len(rows), "to_ask": left, "counts": counts,
             "best": asdict(best_row) if best_row else None,
-            "eta_seconds": _eta(ws, rows, left, spec.parallel) if state != "done" else 0.0,
+            "eta_seconds": (_eta(ws, rows, left, spec.parallel) if state is not SearchState.DONE
+                            else 0.0),
             "journal": str(folder.journal)}
 
 
@@ -105,14 +120,14 @@ def _eta(ws: Workspace, rows: list[TrialRow], left: int, parallel: int) -> float
 
     known = {e["name"]: e for e in collect(ws).experiments}
     lengths = [sum(t.get("seconds") or 0.0 for t in known[r.name]["tasks"])
-               for r in rows if r.state == "completed" and r.name in known]
+               for r in rows if r.state == ExperimentState.COMPLETED and r.name in known]
     queued = [known[r.name].get("eta_seconds") for r in rows
-              if r.state == "queued" and r.name in known]
+              if r.state == ExperimentState.QUEUED and r.name in known]
     per_trial = sum(lengths) / len(lengths) if lengths else next(
         (q for q in queued if q is not None), None)
     running = [known[r.name].get("eta_seconds") if r.name in known else None
-               for r in rows if r.state == "running"]
-    later = queued + [per_trial] * (left + sum(r.state == "new" for r in rows))
+               for r in rows if r.state == ExperimentState.RUNNING]
+    later = queued + [per_trial] * (left + sum(r.state == ExperimentState.NEW for r in rows))
     if any(v is None for v in running + later):
         return None
     return round(eta.makespan(running, later, slots=max(parallel, len(running))), 1)

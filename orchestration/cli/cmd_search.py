@@ -97,6 +97,8 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def _print_status(info: dict[str, Any], reporter: Reporter) -> None:
+    from ..adaptive.report import SearchState
+
     counts = info["counts"]
     reporter.line(f"search {info['name']}: {info['state']} ({info['sampler']}, "
                   f"{info['direction']} {info['objective']})"
@@ -109,7 +111,7 @@ def _print_status(info: dict[str, Any], reporter: Reporter) -> None:
     best = info["best"]
     reporter.line("  best: " + (f"{best['value']:g} ({best['name']}: {_params(best['params'])})"
                                 if best else "none yet"))
-    if info["state"] != "done":
+    if info["state"] != SearchState.DONE:
         reporter.line(f"  time left: {duration(info['eta_seconds'])}")
     reporter.line(f"  study: {info['journal']}")
 

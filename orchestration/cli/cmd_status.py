@@ -11,9 +11,18 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from ..exceptions import UsageError
-from ..records.rows import (elapsed, pressing_first, stalled, state_text, steps_text,
-                            summary_line, waiting_line, why)
+from ..records.rows import (
+    elapsed,
+    pressing_first,
+    stalled,
+    state_text,
+    steps_text,
+    summary_line,
+    waiting_line,
+    why,
+)
 from ..reporter import Reporter, duration, render_table
+from ..states import UNFINISHED, ExperimentState
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
@@ -87,11 +96,11 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS,
     shown = overview.experiments
     if limit is not None and len(shown) > limit:
         shown = pressing_first(shown)[:limit]
-    failed = any(e["state"] == "failed" for e in shown)
+    failed = any(e["state"] == ExperimentState.FAILED for e in shown)
     rows = [(e["name"], state_text(e), steps_text(e), duration(elapsed(e, now)),
-             duration(e["eta_seconds"]) if e["state"] in ("queued", "running") else "",
+             duration(e["eta_seconds"]) if e["state"] in UNFINISHED else "",
              *([why(e)] if failed else [])) for e in shown]
-    styles = [("red" if e["state"] == "failed" else "yellow" if stalled(e) else None)
+    styles = [("red" if e["state"] == ExperimentState.FAILED else "yellow" if stalled(e) else None)
               for e in shown]
     lines = [summary_line(status)]
     if len(shown) < len(overview.experiments):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import claims
-from ..states import ExperimentState
+from ..states import UNFINISHED, ExperimentState
 from ..workspace import Workspace
 from . import eta
 from .summary import ViewCache, listed, summarize
@@ -37,7 +37,7 @@ class Overview:
     @property
     def active(self) -> bool:
         """Anything still queued or running."""
-        return bool(self.totals.get("queued") or self.totals.get("running"))
+        return any(self.totals.get(state) for state in UNFINISHED)
 
 
 def collect(ws: Workspace, now: float | None = None) -> Overview:

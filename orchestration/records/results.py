@@ -20,10 +20,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..config.keys import close_matches, flatten, flatten_config
 from ..exceptions import UsageError
-from ..workspace import CONFIG_SUFFIXES, Workspace
 from ..fsutil import read_json
-from .compare import show_value
+from ..workspace import CONFIG_SUFFIXES, Workspace
 from . import run_record
+from .compare import show_value
 from .eta import FINISHED
 from .summary import LISTED
 

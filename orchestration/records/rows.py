@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..reporter import duration
-from ..states import ExperimentState, StepState
+from ..states import UNFINISHED, ExperimentState, StepState
 
-SHOWN_FIRST = ("running", "failed", "queued", "completed")  # the most pressing first
+SHOWN_FIRST = (ExperimentState.RUNNING, ExperimentState.FAILED, ExperimentState.QUEUED,
+               ExperimentState.COMPLETED)  # the most pressing first
 FINISHED_STEP = (StepState.COMPLETED, "done")  # records before the lifecycle rework: "done"
 
 
@@ -79,7 +80,7 @@ def summary_line(status: dict[str, Any]) -> str:
 def eta_line(status: dict[str, Any]) -> str | None:
     """``2 workers busy; all done in ~1m20s``; None when nothing is queued or running."""
     totals = status["totals"]
-    if not (totals.get("queued") or totals.get("running")):
+    if not any(totals.get(state) for state in UNFINISHED):
         return None
     workers = f"{status['workers']} worker{'s' if status['workers'] != 1 else ''} busy"
     if status["eta_seconds"] is None:

@@ -13,13 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..records import run_record
 from ..config.keys import flatten_config
+from ..records import run_record
 from ..records.compare import Comparison, compare, show_value
-from ..records.rows import (SHOWN_FIRST, elapsed, eta_line, pressing_first, running_step,
-                            steps_done, steps_text)
+from ..records.rows import (
+    SHOWN_FIRST,
+    elapsed,
+    eta_line,
+    pressing_first,
+    running_step,
+    steps_done,
+    steps_text,
+)
 from ..records.summary import summarize, view_of
 from ..reporter import duration
+from ..states import UNFINISHED, ExperimentState, StepState
 from ..workspace import Workspace
 from . import confine
 
@@ -83,14 +91,14 @@ def row_view(ws: Workspace, row: dict[str, Any], now: float) -> dict[str, Any]:
     fraction = (current.get("progress") or 0.0) if current else 0.0
     left = row.get("eta_seconds")
     view = {"done": done, "total": total, "running_fraction": fraction,
-            "progress": 1.0 if row["state"] == "completed" else
+            "progress": 1.0 if row["state"] == ExperimentState.COMPLETED else
             (done + fraction) / total if total else 0.0,
             "steps": steps_text(row), "running_step": current["id"] if current else None,
             "message": current.get("message") if current else None,
             "elapsed": duration(elapsed(row, now)),
-            "left": duration(left) if row["state"] in ("queued", "running") else "",
+            "left": duration(left) if row["state"] in UNFINISHED else "",
             "worker_gone": row.get("worker_alive") is False}
-    if row["state"] == "failed":
+    if row["state"] == ExperimentState.FAILED:
         why = failure_of(row)
         view.update(why, last_log_line=last_log_line(ws, row, why["failed_step"]))
     return view
@@ -103,7 +111,7 @@ def failure_of(row: dict[str, Any]) -> dict[str, Any]:
         return {"cause": failure.get("cause"), "detail": failure.get("detail"),
                 "failed_step": failure.get("step"), "attempts": failure.get("attempts")}
     error = (row.get("error") or "").strip()
-    step = next((t for t in row["tasks"] if t["state"] == "failed"), None)
+    step = next((t for t in row["tasks"] if t["state"] == StepState.FAILED), None)
     return {"cause": None, "detail": error.splitlines()[0] if error else None,
             "failed_step": step["id"] if step else None,
             "attempts": step.get("attempts") if step else None}
