@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from . import lifecycle
+from .adaptive import legacy as legacy_search
 from .codehost import CodeHost
 from .config.loader import MAX_BYTES, load_config
 from .config.schema import ExperimentSpec, check
@@ -56,6 +57,7 @@ class Outcome:
     message: str
     skipped: bool = False    # left in ConfigSources, not judged (not a rejection)
     warnings: list[str] = field(default_factory=list)
+    follow: list[Path] = field(default_factory=list)  # configs it wrote, judged in this call
 
 
 @dataclass
@@ -115,11 +117,13 @@ class Readier:
     def run(self, paths: list[Path], progress: Progress | None = None) -> list[Outcome]:
         report = progress or (lambda what, done, total: None)
         remove_stale_temp_files(self.ws.folder(ExperimentState.NEW))
-        paths, unsettled = (paths, []) if self.whole else settle(paths)
+        settled, unsettled = (paths, []) if self.whole else settle(paths)
+        paths = [*settled]  # grows by what a file writes (a 0.0.7 search's trials)
         results: list[Candidate | Outcome] = []
         for i, path in enumerate(paths):
             report("checking", i, len(paths))
             results.append(self.prepare_file(path))
+            paths += results[-1].follow if isinstance(results[-1], Outcome) else []
         self.validate([r for r in results if isinstance(r, Candidate)], report)
         outcomes = []
         for i, result in enumerate(results):
@@ -146,7 +150,9 @@ class Readier:
                            f"{state.folder}/; rename the file (names are unique in a "
                            "workspace)")
         try:
-            return self.candidate(path, name, self._read(path))
+            source = self._read(path)
+            started = legacy_search.start_at_ready(self, path, source)  # hook: 0.0.7 search
+            return started or self.candidate(path, name, source)
         except ConfigError as exc:
             return self.reject(path, str(exc))
         except FileNotFoundError:

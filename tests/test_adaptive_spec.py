@@ -79,6 +79,7 @@ def test_bad_params_name_the_key_and_the_fix(params, expected):
 def test_grid_needs_finite_params_and_other_fields_are_checked():
     text = problems_of({"objective": "test.loss", "trials": 0, "parallel": "3",
                         "sampler": "grid", "direction": "down", "seed": -1, "extra": 1,
+                        "results_file": ["r.yaml"],
                         "params": {"lr": {"type": "float", "low": 0.0, "high": 1.0}}})
     for expected in ("search.extra: unknown key",
                      "search.objective: 'test.loss' names no task of this config; start it "
@@ -86,5 +87,6 @@ def test_grid_needs_finite_params_and_other_fields_are_checked():
                      "search.trials: 0 is not valid", "search.parallel: '3' is not valid",
                      "search.direction: 'down' is not valid; expected one of minimize, maximize",
                      "search.seed: -1 is not valid",
+                     "search.results_file: ['r.yaml'] is not valid; expected a file path",
                      "search.params.lr: sampler grid needs a finite set of values; add step"):
         assert expected in text

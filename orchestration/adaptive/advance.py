@@ -21,8 +21,8 @@ import yaml
 
 from ..exceptions import UsageError, WorkspaceError
 from ..states import ExperimentState
+from . import results_file, trials
 from . import study as studies
-from . import trials
 from .spec import SearchSpec, parse_search
 from .store import (ACTIVE, Entry, SearchFolder, Told, experiment_states, outcome,
                     state_of)
@@ -54,14 +54,29 @@ class Advancer:
         self.outcomes: list = []  # what `ready` did with the trials queued here
 
     def run(self, ready_new: bool = True) -> list[str]:
-        """Tell, top up, queue; again while `ready` rejected some (they count as failed)."""
+        """Tell, top up, queue; again while `ready` rejected some (they count as failed).
+        Then bring the results file up to date."""
         self._finish_ask()
         while True:
             self._tell_ended()
             while self._may_ask():
                 self.ask(ready_new)
             if not self._ready_pending():
-                return self.messages
+                break
+        self._write_results()
+        return self.messages
+
+    def _write_results(self) -> None:
+        path = self.folder.meta().get("results_file")
+        done = self.ledger.completed_digest()
+        if path is None or done == self.ledger.results_digest:
+            return
+        found = results_file.rows(self.ws, self.spec, self.study, self.ledger)
+        results_file.write(Path(path), found)
+        self.ledger.results_digest = done
+        self.folder.save(self.ledger)
+        if found:
+            self.messages.append(f"{path}: {len(found)} completed trial(s)")
 
     # --- asking ---------------------------------------------------------------------------
     def ask(self, ready: bool, check: Check | None = None) -> str:

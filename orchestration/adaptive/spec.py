@@ -21,9 +21,10 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler
 SAMPLER_NEEDS = {"cmaes": ("cmaes",), "qmc": ("scipy",), "gp": ("torch", "scipy")}
 FINITE_SAMPLERS = ("grid", "bruteforce")  # they enumerate values: every parameter must be finite
 MAX_TRIALS = 100_000
+MAX_PARALLEL = 10_000
 MAX_GRID = 1_000_000
 KEYS = ("objective", "direction", "trials", "parallel", "sampler", "sampler_options", "seed",
-        "params")
+        "params", "results_file")
 PARAM_KEYS = {"float": ("type", "low", "high", "log", "step", "n"),
               "int": ("type", "low", "high", "log", "step"),
               "categorical": ("type", "choices")}
@@ -85,6 +86,7 @@ class SearchSpec:
     sampler_options: dict[str, Any]
     seed: int | None
     params: tuple[ParamSpec, ...]
+    results_file: str | None = None  # completed trials as YAML (0.0.7's resultsFilepath)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the block as written
 
     @property
@@ -273,7 +275,7 @@ def parse_search(block: Any, task_ids: list[str]) -> tuple[SearchSpec | None, li
                               f"start it with a task id: {', '.join(task_ids)}")
     direction = check.choice(block, "direction", DIRECTIONS, "minimize", "search")
     trials = check.integer(block, "trials", 1, MAX_TRIALS, None, "search")
-    parallel = check.integer(block, "parallel", 1, 10_000, 1, "search")
+    parallel = check.integer(block, "parallel", 1, MAX_PARALLEL, 1, "search")
     sampler = check.choice(block, "sampler", list(SAMPLERS), "tpe", "search")
     options = block.get("sampler_options") or {}
     if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
@@ -284,6 +286,12 @@ def parse_search(block: Any, task_ids: list[str]) -> tuple[SearchSpec | None, li
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         check.problems.append(f"search.seed: {_show(seed)} is not valid; expected a whole "
                               "number >= 0")
+    results_file = block.get("results_file")
+    if results_file is not None and (not isinstance(results_file, str) or not results_file
+                                     or "\0" in results_file):
+        check.problems.append(f"search.results_file: {_show(results_file)} is not valid; "
+                              "expected a file path, e.g. results.yaml (relative to the "
+                              "search's output folder)")
     params = block.get("params")
     specs: list[ParamSpec] = []
     if not isinstance(params, Mapping) or not params:
@@ -296,7 +304,8 @@ def parse_search(block: Any, task_ids: list[str]) -> tuple[SearchSpec | None, li
     if check.problems:
         return None, check.problems
     spec = SearchSpec(objective, parts[0] if parts else "", parts[1] if parts else (), direction,
-                      trials, parallel, sampler, dict(options), seed, tuple(specs), dict(block))
+                      trials, parallel, sampler, dict(options), seed, tuple(specs),
+                      results_file, raw=dict(block))
     if sampler == "grid" and (spec.grid_size or 0) > MAX_GRID:
         return None, [f"search.params: the grid has {spec.grid_size} points; at most {MAX_GRID}"]
     return spec, []

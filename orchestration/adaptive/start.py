@@ -24,6 +24,7 @@ from ..exceptions import ConfigError, UsageError
 from ..fsutil import atomic_write_json, atomic_write
 from ..states import ExperimentState
 from ..workspace import Workspace
+from . import legacy, results_file
 from .advance import Advancer, Check
 from .spec import SearchSpec, parse_search
 from .store import SearchFolder, check_name, searches_root
@@ -44,10 +45,15 @@ class Started(list):
         self.spec, self.budget, self.outcomes = spec, spec.budget, outcomes
 
 
-def _split(path: Path) -> tuple[dict[str, Any], SearchSpec, list[str]]:
-    """The base config (pathToTasks absolute, outputDir resolved), the search block and
-    the task ids."""
+def _split(path: Path) -> tuple[dict[str, Any], SearchSpec, list[str], bool]:
+    """The base config (pathToTasks absolute, outputDir resolved), the search block, the
+    task ids, and whether the file is a job-orchestration 0.0.7 hyperparameter config."""
+    from ..ready import expand_date_time
+
     data = parse_yaml(path)
+    from_007 = "search" not in data and bool(legacy.special_methods(data))
+    if from_007:
+        data = legacy.to_search(path, data)
     if "search" not in data:
         raise ConfigError(path, ["search: missing; a search spec is a config plus a search: "
                                  "block with objective, trials and params (see the README, "
@@ -62,8 +68,9 @@ def _split(path: Path) -> tuple[dict[str, Any], SearchSpec, list[str]]:
     spec, block_problems = parse_search(block, task_ids)
     if checked is None or spec is None:
         raise ConfigError(path, problems + block_problems)
-    data["outputDir"] = resolved["outputDir"]  # once: a ${now:...} must not differ per trial
-    return data, spec, task_ids
+    # once: a ${now:...} or 0.0.7's {date} must not differ per trial
+    data["outputDir"] = expand_date_time(resolved["outputDir"])
+    return data, spec, task_ids, from_007
 
 
 def _first_trial_check(ws: Workspace, spec_path: Path) -> Check:
@@ -94,7 +101,10 @@ def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = Fa
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UsageError(f"{spec}: no such spec file")
-    base, parsed, task_ids = _split(path)
+    base, parsed, task_ids, from_007 = _split(path)
+    results = None if parsed.results_file is None else results_file.place(
+        ws, base["outputDir"], parsed.results_file,
+        "resultsFilepath" if from_007 else "search.results_file", path)
     folder = SearchFolder(ws, check_name(name or path.stem))
     if folder.path.exists():
         raise UsageError(f"a search named {folder.name!r} already exists ({folder.path}); "
@@ -112,7 +122,7 @@ def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = Fa
                          "choose another --name") from None
     with folder.lock():
         try:
-            _write_meta(folder, path, base, parsed, task_ids, seed, ready)
+            _write_meta(folder, path, base, parsed, task_ids, seed, ready, results)
             advancer = Advancer(folder, studies.create(str(folder.journal), folder.name,
                                                        parsed, seed))
             advancer.ask(ready, _first_trial_check(ws, path))
@@ -124,12 +134,13 @@ def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = Fa
 
 
 def _write_meta(folder: SearchFolder, path: Path, base: dict, spec: SearchSpec,
-                task_ids: list[str], seed: int, ready: bool) -> None:
-    atomic_write(folder.path / "spec.yaml", path.read_text())
+                task_ids: list[str], seed: int, ready: bool, results: Path | None) -> None:
+    atomic_write(folder.path / "spec.yaml", path.read_bytes())
     atomic_write(folder.base_path, yaml.dump(base, Dumper=_DUMPER, sort_keys=False,
                                                   allow_unicode=True))
     meta = {"name": folder.name, "spec_file": str(path.absolute()), "created": time.time(),
             "search": json.loads(json.dumps(spec.raw, default=str)),
             "task_ids": task_ids, "seed": seed,
-            "budget": spec.budget, "parallel": spec.parallel, "ready": ready}
+            "budget": spec.budget, "parallel": spec.parallel, "ready": ready,
+            "results_file": None if results is None else str(results)}
     atomic_write_json(folder.meta_path, meta)  # last: its presence makes the search visible

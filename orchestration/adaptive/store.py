@@ -10,6 +10,7 @@
   the journal that lets a worker see, without importing Optuna, whether anything is to do.
 - ``lock``: every change to the study or ledger happens under this ``flock``.
 - ``stopped.txt``: present when no new trials are to be asked, saying why.
+- ``search.results_file`` (optional, anywhere in ``Output/``): the completed trials as YAML.
 - ``advance.log``: what the workers' telling and asking printed.
 
 Trial experiments are named ``<search>-t0001``...; the name leads back to the search with one
@@ -17,6 +18,7 @@ Trial experiments are named ``<search>-t0001``...; the name leads back to the se
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -65,12 +67,18 @@ class Ledger:
     next_index: int = 1
     asking: dict[str, Any] | None = None  # {"name", "ready"} while a trial is being asked
     rejected_in_a_row: int = 0            # trials `ready` rejected since the last one it took
+    results_digest: str | None = None     # completed_digest() when results_file was written
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Ledger":
         return cls({name: Entry(**entry) for name, entry in data.get("trials", {}).items()},
                    data.get("next_index", 1), data.get("asking"),
-                   data.get("rejected_in_a_row", 0))
+                   data.get("rejected_in_a_row", 0), data.get("results_digest"))
+
+    def completed_digest(self) -> str:
+        """Which trials the study was told completed (what ``results_file`` lists)."""
+        names = sorted(n for n, e in self.trials.items() if e.told == Told.COMPLETED)
+        return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
 
 
 class SearchFolder:
