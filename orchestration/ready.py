@@ -151,7 +151,7 @@ class Readier:
                            "workspace)")
         try:
             source = self._read(path)
-            started = legacy_search.start_at_ready(self, path, source)  # hook: 0.0.7 search
+            started = legacy_search.start_at_ready(self, path, source)  # 0.0.7 grid search
             return started or self.candidate(path, name, source)
         except ConfigError as exc:
             return self.reject(path, str(exc))
