@@ -80,6 +80,7 @@ class _Runner:
         logging.getLogger("luigi-interface").addFilter(_hide_step_failures)
         self.luigi: Any = None
         self.runs = 0
+        self.notify = False  # the last experiment's config asks for a notifier
 
     def _send(self, message: dict[str, Any]) -> None:
         os.write(self.events, json.dumps(message).encode() + b"\n")
@@ -89,7 +90,8 @@ class _Runner:
         for line in commands:
             ask = json.loads(line)
             state, why = self.run(ask["run"], str(ask["claim"]))
-            self._send({"ended": ask["run"], "state": state, "why": why})
+            self._send({"ended": ask["run"], "state": state, "why": why,
+                        "notify": self.notify})
 
     # --- one experiment ---------------------------------------------------------------------
     def run(self, name: str, claim: str) -> tuple[str, str | None]:
@@ -101,6 +103,7 @@ class _Runner:
             plan = plan_of(str(self.ws.root), name, claim)
         except OrchestrationError as exc:
             return self._fail(name, f"cannot run {name}: {exc}")
+        self.notify = bool(plan.spec.data.get("notify"))
         for task in plan.spec.tasks:
             if (problem := self.pool.gpus.check(task.gpus, f"task {task.id!r}")) is not None:
                 return self._fail(name, problem)

@@ -260,7 +260,7 @@ class Worker:
             if "ended" in message:
                 slot.running = None
                 self._ended(message["ended"], message["state"], message.get("why"),
-                            time.time() - slot.started)
+                            time.time() - slot.started, message.get("notify", True))
 
     def _runner_died(self, slot: _Slot) -> None:
         _, status = os.waitpid(slot.pid, 0)
@@ -297,7 +297,9 @@ class Worker:
         self.slots = []
 
     # --- ends -------------------------------------------------------------------------------
-    def _ended(self, name: str, state: str, why: str | None, seconds: float) -> None:
+    def _ended(self, name: str, state: str, why: str | None, seconds: float,
+               notify: bool = True) -> None:
+        """An experiment's runner is done with it (``notify``: its config has a notifier)."""
         if state == "unreachable":
             self._give_back(name, "the Luigi scheduler could not be reached")
             self.report.errors.append(unreachable(self.settings.scheduler_url))
@@ -330,11 +332,11 @@ class Worker:
             self.report.released.append(name)
             self.on_event(f"{name}: put back in the queue ({why or 'interrupted'})")
             return
-        try:
-            record = RunRecord.load(self.ws.output_dir(name))
-        except (OSError, ValueError, OrchestrationError):
-            return
-        self.notifier.ended(record)
+        if notify or self.notifier.command:  # the record is read only for a notifier
+            try:
+                self.notifier.ended(RunRecord.load(self.ws.output_dir(name)))
+            except (OSError, ValueError, OrchestrationError):
+                pass
         for msg in search_hooks.experiment_ended(self.ws, name):  # a trial: tell its study
             self.on_event(msg)
 
