@@ -20,12 +20,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..config.keys import close_matches, flatten, flatten_config
 from ..exceptions import UsageError
-from ..fsutil import read_json
 from ..workspace import CONFIG_SUFFIXES, Workspace
-from . import run_record
 from .compare import show_value
 from .eta import FINISHED
-from .summary import LISTED
+from .summary import LISTED, ViewCache
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
 ROW_KEYS = ("name", "state")
@@ -116,7 +114,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(name, state, record) of every listed experiment that has a readable record."""
+    """(name, state, record view) of every listed experiment that has a readable record
+    (views from the same cache as ``status``: a record read once serves both)."""
     states = {}
     for state in LISTED:  # one listing per state folder instead of a lookup per experiment
         try:
@@ -127,15 +126,14 @@ def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
                         states[stem] = state.value
         except FileNotFoundError:
             continue
+    cache = ViewCache(ws)
     for name, output_dir in sorted(ws.registered().items()):
         if name not in states:
             continue
-        try:
-            record = run_record.overlay(read_json(run_record.record_path(output_dir)),
-                                        output_dir)  # a running one's finished steps too
-        except (OSError, ValueError):  # mid-crash or hand-damaged: `show` explains, here skip
-            continue
-        yield name, states[name], record
+        view = cache.view(output_dir)  # a running one's finished steps too
+        if view is not None:  # None: mid-crash or hand-damaged: `show` explains, here skip
+            yield name, states[name], view
+    cache.save()
 
 
 def _returned(record: dict[str, Any]) -> dict[str, Any]:

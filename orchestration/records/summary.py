@@ -15,28 +15,39 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..exceptions import OrchestrationError
-from ..fsutil import atomic_write_json, read_json
+from ..fsutil import atomic_write, dumps, read_json
 from ..states import ExperimentState, StepState
 from ..workspace import Workspace
 from . import run_record
 
 LISTED = (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.COMPLETED,
           ExperimentState.FAILED)
-_HEAVY = ("config", "environment", "previous_provenance")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+_NO_PROGRESS: dict[str, Any] = {}
+_VIEW_KEYS = ("name", "state", "output_dir", "config", "config_sha256", "warnings",
+              "readied_at", "ended", "failure")
+_PROVENANCE_KEYS = ("available", "commit", "dirty", "branch")
+# what a listing shows of a step: the rest (its log's path: the output folder says it) is
+# left out, so 10,000 views stay a few MB (the cache is parsed whole by every `status`)
+_TASK_KEYS = ("id", "method", "state", "attempts", "seconds", "started", "ended",
+              "attempt_started", "result", "error", "progress", "gpus", "failures")
 
 
 def view_of(record: dict[str, Any]) -> dict[str, Any]:
-    """A record's JSON trimmed for listings (see the module doc); each task keeps its
-    ``stall_after`` from the config, for the stall flag."""
-    view = {k: v for k, v in record.items() if k not in _HEAVY}
+    """A record's JSON trimmed for listings (see the module doc): what ``status``,
+    ``results`` and the pages show. Each step keeps its ``stall_after`` from the config,
+    for the stall flag."""
+    view = {k: record[k] for k in _VIEW_KEYS if record.get(k) not in (None, [], {})}
     for key in ("provenance", "run_provenance"):
-        if isinstance(view.get(key), dict):
-            view[key] = {k: v for k, v in view[key].items()
-                         if k in ("available", "commit", "dirty", "branch", "warnings")}
+        if isinstance(record.get(key), dict):
+            view[key] = {k: record[key].get(k) for k in _PROVENANCE_KEYS}
+    attempts = record.get("attempts") or []
+    view["started"] = attempts[0].get("started") if attempts else None
     stall = {t.get("id"): t.get("stall_after") for t in (record.get("config") or {}).get(
         "tasks", []) if isinstance(t, dict)}
-    view["tasks"] = {tid: {**task, "stall_after": stall.get(tid)}
+    view["tasks"] = {tid: {**{k: task[k] for k in _TASK_KEYS
+                              if task.get(k) not in (None, [], {})},
+                           **({"stall_after": stall[tid]} if stall.get(tid) else {})}
                      for tid, task in (record.get("tasks") or {}).items()}
     return view
 
@@ -91,35 +102,34 @@ class ViewCache:
             return
         try:
             self.path.parent.mkdir(exist_ok=True)
-            atomic_write_json(self.path, {"version": CACHE_VERSION, "entries": self.entries},
-                              durable=False)
+            atomic_write(self.path, dumps({"version": CACHE_VERSION, "entries": self.entries},
+                                          indent=None), durable=False)
         except OSError:
             pass  # a cache: the next call reads the records again
 
 
 def _task_rows(view: dict, now: float) -> list[dict[str, Any]]:
     rows = []
+    logs = f"{view.get('output_dir')}/logs/"
     for task in view.get("tasks", {}).values():
-        seconds = task.get("seconds")
         state = task.get("state")
-        progress = task.get("progress") or {}
+        progress = task.get("progress") or _NO_PROGRESS
         row = {"id": task["id"], "method": task["method"], "state": state,
-               "seconds": seconds, "attempts": task.get("attempts", 0),
+               "seconds": task.get("seconds"), "attempts": task.get("attempts", 0),
                "progress": progress.get("fraction"), "message": progress.get("message"),
                "result": task.get("result"), "error": task.get("error"),
-               "log": task.get("log"), "gpus": task.get("gpus")}
+               "log": task.get("log") or f"{logs}{task['id']}.log", "gpus": task.get("gpus")}
         if state == StepState.RUNNING and task.get("attempt_started"):
             row["seconds"] = now - task["attempt_started"]
             stall = task.get("stall_after")
             row["stalled"] = bool(stall and progress.get("at") and now - progress["at"] > stall)
-        failures = task.get("failures") or []
-        if failures:
-            row["failures"] = failures
+        if task.get("failures"):
+            row["failures"] = task["failures"]
         rows.append(row)
     return rows
 
 
-def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path,
+def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path | str,
               view: dict[str, Any] | None = None, config: dict | None = None,
               now: float | None = None) -> dict[str, Any]:
     """The ``show --json`` view of one experiment (``view``: its record's view, when the
@@ -127,8 +137,10 @@ def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path,
     info: dict[str, Any] = {"name": name, "state": state.value, "config_file": str(path),
                             "commit": None, "dirty": None, "output_dir": None, "tasks": []}
     if state is ExperimentState.FAILED:
-        error = ws.error_file(path)
-        info["error"] = error.read_text().strip() if error.exists() else None
+        try:
+            info["error"] = ws.error_file(Path(path)).read_text().strip()
+        except OSError:
+            info["error"] = None
     if view is None:  # not readied: no record to add
         return info
     prov = view.get("provenance") or {}
@@ -141,8 +153,7 @@ def summarize(ws: Workspace, name: str, state: ExperimentState, path: Path,
         info["failure"] = view["failure"]
     if run_prov := view.get("run_provenance"):  # the code changed between ready and run
         info.update(run_commit=run_prov.get("commit"), run_dirty=run_prov.get("dirty"))
-    started = [a["started"] for a in view.get("attempts", [])]
-    info["started"] = started[0] if started else None
+    info["started"] = view.get("started")
     if config is not None:
         info["config"] = config
     return info
