@@ -1,5 +1,7 @@
 """Run the bundled demo end to end on the local scheduler: a three-step experiment (make
-data, train by gradient descent, evaluate) for three learning rates."""
+data, train by gradient descent, evaluate) for three learning rates.
+
+example: job-orchestration demo --workspace /tmp/demo"""
 from __future__ import annotations
 
 import argparse
