@@ -110,7 +110,6 @@ class Readier:
         self.ws, self.base, self.whole = ws, base or Path.cwd(), whole
         self.provenance = ProvenanceCache()
         self.in_use = OutputIndex(ws.registered())
-        self.warned: set[tuple[str | None, str]] = set()
         self.environment = capture_environment()
 
     # --- the whole call ---------------------------------------------------------------------
@@ -192,9 +191,7 @@ class Readier:
         prov = self.provenance.capture(spec.path_to_tasks)
         warnings = list(prov.warnings)
         if (remote := compare_remote(prov, spec.github_repository)):
-            if (prov.repo_root, spec.github_repository) not in self.warned:
-                self.warned.add((prov.repo_root, spec.github_repository))
-                warnings.append(remote)
+            warnings.append(remote)  # every record keeps it; the CLI prints it once
         if spec.require_clean_git and prov.available and prov.dirty:
             problems.append("requireCleanGit: true, but the repository "
                             f"{prov.repo_root} has uncommitted changes; commit them or set "

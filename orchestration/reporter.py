@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
@@ -46,6 +47,11 @@ class Reporter:
             self.out.file.write(text + "\n")
             self.out.file.flush()  # as rich does: in `2>&1` logs, lines stay in time order
 
+    def event(self, text: str) -> None:
+        """A line of a long-running command (``worker``, ``demo``), stamped with its time:
+        such output ends up in logs read hours later."""
+        self.line(f"{time.strftime('%H:%M:%S')} {text}")
+
     def warn(self, text: str) -> None:
         self.err.print(f"warning: {text}", style="yellow", markup=False)
 
@@ -79,19 +85,26 @@ class Reporter:
         self.out.print(render_table(columns, rows, title))
 
     def live(self) -> Live:
-        """A view redrawn in place (``with reporter.live() as view: view.update(...)``)."""
+        """A view redrawn in place (``with reporter.live() as view: view.update(...)``). On a
+        terminal its lines wrap at the screen's width: a redrawn view must know its height."""
+        if self.out.is_terminal:
+            self.out.soft_wrap = False
         return Live(console=self.out, auto_refresh=False, transient=False)
 
 
 def render_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
                  title: str | None = None, caption: str | None = None,
-                 row_styles: Sequence[str | None] | None = None) -> Table:
-    """A table as ``Reporter.table`` prints it, for views that compose or redraw it."""
+                 row_styles: Sequence[str | None] | None = None,
+                 one_line: bool = False) -> Table:
+    """A table as ``Reporter.table`` prints it, for views that compose or redraw it.
+    ``one_line``: a cell too wide for its terminal is cut with ``...`` instead of wrapped
+    (into a pipe nothing is cut either way)."""
     table = Table(*columns, title=title, caption=caption, show_edge=False,
                   header_style="bold", caption_justify="left")
     for i, row in enumerate(rows):
-        table.add_row(*(Text("" if v is None else str(v)) for v in row),  # no markup
-                      style=row_styles[i] if row_styles else None)
+        table.add_row(*(Text("" if v is None else str(v), no_wrap=one_line or None,
+                             overflow="ellipsis" if one_line else None)  # no markup
+                        for v in row), style=row_styles[i] if row_styles else None)
     return table
 
 

@@ -106,6 +106,13 @@ def to_json_value(value: Any, warnings: list[str], depth: int = 0) -> Any:
         return os.fspath(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_json_value(dataclasses.asdict(value), warnings, depth + 1)
+    dtype = getattr(value, "dtype", None)
+    if getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", 8) < 8 \
+            and getattr(value, "ndim", None) == 0:
+        try:  # a float32 scalar: 0.93 as numpy prints it, not the 0.9300000071525574 of item()
+            return to_json_value(float(str(value)), warnings, depth + 1)
+        except ValueError:
+            pass
     for method in ("tolist", "item"):  # numpy, torch, jax, pandas scalars and arrays
         convert = getattr(value, method, None)
         if callable(convert):

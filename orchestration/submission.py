@@ -35,7 +35,7 @@ from .config.names import show, unique_name
 from .config.points import Planned, Planner, absolute_tasks, parse_once
 from .exceptions import ConfigError, UsageError, WorkspaceError
 from .fsutil import atomic_write_all
-from .ready import Outcome, ready_files, ready_lock
+from .ready import Outcome, Progress, ready_files, ready_lock
 from .records import run_record
 from .states import ExperimentState
 from .workspace import Workspace
@@ -182,7 +182,8 @@ def _write_all(files: list[tuple[Path, bytes]]) -> None:
 def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None,
            sweep: Sequence[str] | Mapping[str, Any] | None = None, *, ready: bool = False,
            workspace: str | os.PathLike | Workspace | None = None, dry_run: bool = False,
-           name_keys: Sequence[str] | None = None, name: str | None = None) -> Submitted:
+           name_keys: Sequence[str] | None = None, name: str | None = None,
+           progress: Progress | None = None) -> Submitted:
     """Write one config per point of ``base`` + ``overrides`` x ``sweep`` into ConfigSources.
 
     ``overrides``: ``["lr=0.1", "+new=1"]`` or ``{"lr": 0.1}``; ``sweep``: ``{"seed": [1, 2]}``
@@ -191,7 +192,9 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
     identical to an experiment of the workspace are skipped. ``ready=True`` readies exactly
     the files written. Returns the names written; user mistakes raise
     ``orchestration.exceptions.OrchestrationError`` before anything is written.
+    ``progress(what, done, total)`` is told how far it got (a progress bar).
     """
+    report = progress or (lambda what, done, total: None)
     ws = workspace if isinstance(workspace, Workspace) else Workspace.from_setting(workspace)
     base_path, cwd = Path(base).expanduser(), Path.cwd()
     if not base_path.is_file():
@@ -204,7 +207,8 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
     points, fresh = [], []
     with nullcontext() if dry_run else ready_lock(ws), parse_once():
         index = WorkspaceIndex.scan(ws, cwd)
-        for plan in planned:
+        for i, plan in enumerate(planned):
+            report("checking points", i, len(planned))
             if (twin := index.by_text.get(plan.text_sha256)) is None:
                 plan.config_sha256 = snapshot_hash(planner.resolve(plan), cwd)
                 found = index.same_config(plan.config_sha256)
@@ -222,7 +226,9 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
                                 renamed=wanted != plan.readable))
             fresh.append((ws.folder(ExperimentState.NEW) / f"{wanted}.yaml", plan))
         if not dry_run:
+            report("writing", len(planned), len(planned))
             _write_all([(path, _text(plan, base_path)) for path, plan in fresh])
     written = [path for path, _ in fresh] if not dry_run else []
-    outcomes = ready_files(ws, written, base=cwd, whole=True) if ready and written else []
+    outcomes = (ready_files(ws, written, base=cwd, whole=True, progress=progress)
+                if ready and written else [])
     return Submitted(points, outcomes, dry_run)

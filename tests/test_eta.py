@@ -54,8 +54,10 @@ def test_running_step_blends_its_progress_with_history():
     # 0.25 / (0.25 + 0.05) = 5/6: 5/6*40 + 1/6*20 = 36.7 s in all, 26.7 s left
     assert eta.step_remaining(running("Train", 10, 0.25), h, NOW, live=True) == pytest.approx(
         80 / 3)
-    # no history: its own projection alone
+    assert not h.rough
+    # no history: its own projection alone, flagged rough
     assert eta.step_remaining(running("New", 10, 0.25), h, NOW, live=True) == pytest.approx(30)
+    assert h.rough
     # no progress: history minus elapsed, never below zero
     assert eta.step_remaining(running("Train", 5), h, NOW, live=True) == pytest.approx(15)
     assert eta.step_remaining(running("Train", 50), h, NOW, live=True) == 0
@@ -69,6 +71,10 @@ def test_a_method_never_finished_is_learned_from_live_progress():
     assert h.estimate("Train") == pytest.approx(60)
     queued = record(pending("Prep"), pending("Train"))
     assert eta.estimate(queued, h, NOW, live=False).remaining == pytest.approx(62)
+    assert h.rough  # Train's estimate is a running step's rate: rough until one finishes
+    settled = history(record(done("Train", 60, ended=1)))
+    eta.estimate(record(pending("Train")), settled, NOW, live=False)
+    assert not settled.rough
     rough = eta.estimate(record(pending("Eval")), h, NOW, live=False).remaining
     assert rough == pytest.approx(31) and h.rough  # no history: the others' mean, flagged
     assert eta.estimate(record(pending("Eval")), eta.History(), NOW, live=False

@@ -1,5 +1,7 @@
 """Run the bundled demo end to end on the local scheduler: a three-step experiment (make
-data, train by gradient descent, evaluate) for three learning rates."""
+data, train by gradient descent, evaluate) for three learning rates.
+
+example: job-orchestration demo --workspace /tmp/demo"""
 from __future__ import annotations
 
 import argparse
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         report_outcomes(ready_files(ws, fresh, base=folder, whole=True), reporter,
                         warnings=False)
     report = Worker(ws, workers=args.workers, exit_when_empty=True, poll=0.5,
-                    gpus=[], on_event=reporter.line).run()
+                    gpus=[], on_event=reporter.event).run()
     rows = [e for e in all_experiments(ws) if e["name"].startswith("lr-")]
     reporter.table(["experiment", "state", "steps", "time", "w", "b", "test mse"], [
         (e["name"], e["state"], f"{sum(t['state'] == StepState.COMPLETED for t in e['tasks'])}/"

@@ -1,5 +1,7 @@
 """Compare two runs: config differences, the code diff between their recorded code states
-(uncommitted patches and untracked files included), and environment differences."""
+(uncommitted patches and untracked files included), and environment differences.
+
+example: job-orchestration diff sweep-lr0.1-seed1 sweep-lr0.01-seed1"""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,6 @@
-"""Create the workspace folders (harmless when they exist)."""
+"""Create the workspace folders (harmless when they exist).
+
+example: job-orchestration init --workspace ~/experiments"""
 from __future__ import annotations
 
 import argparse

@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report_outcomes(outcomes: list, reporter: Reporter, verbose: bool = False,
                     warnings: bool = True) -> int:
-    """Print what ``ready`` did; exit code 2 when any config was rejected, or when nothing
-    was there to ready."""
+    """Print what ``ready`` did: up to ``LIST_UP_TO`` configs (or ``verbose``) a line each,
+    else a summary; every rejection and each distinct warning once. Exit code 2 when any
+    config was rejected or left in ConfigSources unjudged."""
     rejected = skipped = 0
     listed = verbose or len(outcomes) <= LIST_UP_TO
     shown: set[str] = set()

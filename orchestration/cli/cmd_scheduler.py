@@ -2,7 +2,9 @@
 Misc/luigid, with the experiments pages on the same port. Workers on this and other hosts
 use it with ``--scheduler-url`` (or ``[core] default-scheduler-url`` in luigi.cfg);
 /experiments shows every experiment's progress, / is Luigi's own visualiser. One workspace
-has one scheduler: a second one is refused."""
+has one scheduler: a second one is refused.
+
+example: job-orchestration scheduler --port 8082"""
 from __future__ import annotations
 
 import argparse

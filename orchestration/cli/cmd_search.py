@@ -1,7 +1,9 @@
 """Adaptive search with Optuna: trials are experiments of the queue; the workers tell the
 study each result and queue the next trial, so no driver runs. `search start SPEC.yaml`
 (a config plus a search: block), `search status [NAME]`, `search stop NAME`, `search best
-NAME`. Needs `pip install 'job-orchestration[search]'`."""
+NAME`. Needs `pip install 'job-orchestration[search]'`.
+
+example: job-orchestration search start lr-search.yaml --ready"""
 from __future__ import annotations
 
 import argparse

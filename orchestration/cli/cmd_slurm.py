@@ -1,7 +1,9 @@
 """Workers on a Slurm cluster. ``slurm submit`` submits an array job of N workers on this
 workspace (it must be on a filesystem every node mounts at the same path, like the code)
 and exits; ``status`` shows the job; ``slurm cancel`` cancels it, and its workers put their
-experiments back in the queue. Script and logs: Misc/slurm/<job id>/."""
+experiments back in the queue. Script and logs: Misc/slurm/<job id>/.
+
+example: job-orchestration slurm submit --workers 8 --partition gpu --gpus-per-worker 1"""
 from __future__ import annotations
 
 import argparse

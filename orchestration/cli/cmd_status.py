@@ -26,7 +26,7 @@ from ..states import UNFINISHED, ExperimentState
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
     from ..records.overview import Overview
 
@@ -34,7 +34,7 @@ HELP = "list experiments, their progress and the time left"
 WATCH_SECONDS = 2.0
 SLURM_SECONDS = 30.0  # --watch asks squeue this seldom: polling floods the Slurm controller
 MAX_ROWS = 100  # a table longer than this is for --json or --all, not for reading
-CHROME_LINES = 7  # header, rule and caption lines of the table
+CHROME_LINES = 4  # header and rule of the table, the totals, "not shown": a first guess
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,11 +69,13 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         try:
             while True:
                 overview = collect(ws)
-                if reporter.out.is_terminal and not args.all:  # the totals line stays visible
-                    limit = max(1, reporter.out.size.height - CHROME_LINES - len(slurm_lines))
                 if time.monotonic() - slurm_asked > SLURM_SECONDS:
                     slurm_lines, slurm_asked = summary(ws).lines(), time.monotonic()
-                live.update(view(overview, limit, slurm_lines), refresh=True)
+                if reporter.out.is_terminal and not args.all:  # the totals line stays visible
+                    shown = fitted(reporter.out, overview, slurm_lines)
+                else:
+                    shown = view(overview, limit, slurm_lines)
+                live.update(shown, refresh=True)
                 if not overview.active:
                     break
                 time.sleep(WATCH_SECONDS)  # a redraw interval, not synchronisation
@@ -84,10 +86,29 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
+def fitted(console: "Console", overview: "Overview",
+           slurm_lines: list[str] | tuple[str, ...] = ()) -> "RenderableType":
+    """The view with as many rows as the terminal shows whole, so that the totals and the
+    time left below them never scroll out of sight (a row can take two lines, and a line
+    below the table can wrap)."""
+    height = max(1, console.size.height - 1)  # the line the cursor rests on
+    limit = max(1, height - CHROME_LINES - len(slurm_lines))
+    while True:
+        shown = view(overview, limit, slurm_lines)
+        excess = len(console.render_lines(shown, pad=False)) - height
+        if excess <= 0 or limit == 1:
+            return shown
+        limit = max(1, limit - excess)  # a row takes at least one line: this fits, or 1
+
+
 def view(overview: "Overview", limit: int | None = MAX_ROWS,
          slurm_lines: list[str] | tuple[str, ...] = ()) -> "RenderableType":
-    """The status table (at most ``limit`` rows, the most pressing first), its caption the
-    totals, the overall ETA and the workspace's Slurm jobs."""
+    """The status table (at most ``limit`` rows, the most pressing first), then the totals,
+    the overall ETA and the workspace's Slurm jobs, each line as wide as the screen (a
+    table's caption would wrap at the table's width)."""
+    from rich.console import Group
+    from rich.text import Text
+
     status = overview.as_json()
     waiting = [line] if (line := waiting_line(status)) else []
     if not overview.experiments:
@@ -108,6 +129,7 @@ def view(overview: "Overview", limit: int | None = MAX_ROWS,
             e["state"] for e in shown)
         lines.append(f"not shown: {', '.join(f'{n} {s}' for s, n in sorted(hidden.items()))}"
                      " (`status --all` lists them, `status --json` has everything)")
-    return render_table(["experiment", "state", "steps", "elapsed", "left",
-                         *(["why"] if failed else [])], rows,
-                        caption="\n".join([*lines, *waiting, *slurm_lines]), row_styles=styles)
+    table = render_table(["experiment", "state", "steps", "elapsed", "left",
+                          *(["why"] if failed else [])], rows, row_styles=styles,
+                         one_line=True)
+    return Group(table, Text("\n".join([*lines, *waiting, *slurm_lines]), no_wrap=False))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..reporter import Reporter
-from .cmd_ready import report_outcomes
+from .cmd_ready import LIST_UP_TO, progress_bar, report_outcomes
 
 HELP = "write configs for a sweep into ConfigSources, skipping duplicates"
 
@@ -32,15 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready", action="store_true", help="also ready the configs written")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be written; write nothing")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help=f"one line per point (and per config readied) also when there "
+                             f"are more than {LIST_UP_TO}")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..submission import submit
 
-    result = submit(args.config, overrides=args.set, sweep=args.sweep, ready=args.ready,
-                    workspace=args.workspace, dry_run=args.dry_run,
-                    name_keys=args.name_keys, name=args.name)
-    for point in result.points:
+    with progress_bar(reporter, enabled=True) as bar:
+        result = submit(args.config, overrides=args.set, sweep=args.sweep, ready=args.ready,
+                        workspace=args.workspace, dry_run=args.dry_run,
+                        name_keys=args.name_keys, name=args.name, progress=bar)
+    listed = args.verbose or args.dry_run or len(result.points) <= LIST_UP_TO
+    for point in result.points if listed else ():
         label = f"; {point.label}" if point.label else ""
         if point.duplicate_of is not None:
             state = point.duplicate_state
@@ -54,5 +59,5 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                   f"{len(result.skipped)} skipped as duplicates"
                   + (" (dry run: nothing written)" if args.dry_run else ""))
     if args.ready and not args.dry_run:
-        return report_outcomes(result.outcomes, reporter)
+        return report_outcomes(result.outcomes, reporter, args.verbose)
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
-import time
 
 from ..exceptions import ExperimentFailed, UsageError
 from ..reporter import Reporter
@@ -52,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from ..gpus import default_devices, parse_devices
+    from ..records.rows import not_readied
     from ..states import ExperimentState
     from ..worker import Worker, configured_scheduler_url
 
@@ -64,14 +64,11 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     gpus = parse_devices(args.gpus) if args.gpus is not None else default_devices()
     ws = Workspace.from_setting(args.workspace)
 
-    def event(message: str) -> None:
-        reporter.line(f"{time.strftime('%H:%M:%S')} {message}")
-
     worker = Worker(ws, workers=args.workers,
                     scheduler_url=args.scheduler_url or configured_scheduler_url(),
                     exit_when_empty=args.exit_when_empty, poll=args.poll, lease=args.lease,
                     gpus=gpus, slots_per_gpu=args.slots_per_gpu, notify=notify,
-                    notify_timeout=args.notify_timeout, on_event=event)
+                    notify_timeout=args.notify_timeout, on_event=reporter.event)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     report = worker.run()
@@ -80,8 +77,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                      else ""))
     waiting = len(ws.config_files(ExperimentState.NEW))
     if waiting:
-        reporter.warn(f"{waiting} config(s) in {ws.folder(ExperimentState.NEW)} are not "
-                      "readied: run `job-orchestration ready`")
+        reporter.warn(not_readied(waiting))
     for error in report.errors:
         reporter.error(error)
     if report.errors:

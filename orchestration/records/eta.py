@@ -40,7 +40,8 @@ class History:
         # per method: (when it was known, seconds) of finished and of projected steps
         self._samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self._cache: dict[str, float | None] = {}
-        self.rough = False  # an estimate used the fallback: no history for some method yet
+        self._finished: set[str] = set()  # methods with a finished step: real history
+        self.rough = False  # some estimate stands on a method no step of which has finished
 
     def learn(self, record: dict, live: bool = False) -> None:
         """Take the finished steps of ``record``; with ``live``, also its running steps'
@@ -51,6 +52,7 @@ class History:
             if state in FINISHED and task.get("seconds") is not None:
                 self._samples[task["method"]].append((task.get("ended") or 0.0,
                                                       float(task["seconds"])))
+                self._finished.add(task["method"])
             elif live and state == StepState.RUNNING:
                 projected = _projected_total(task)
                 if projected is not None:
@@ -61,6 +63,11 @@ class History:
         if method not in self._cache:
             self._cache[method] = self._compute(method)
         return self._cache[method]
+
+    def has_finished(self, method: str) -> bool:
+        """Whether a step of ``method`` has finished: its estimate is history, not only the
+        projections of running steps."""
+        return method in self._finished
 
     def rough_estimate(self, method: str) -> float | None:
         """``estimate``, or while ``method`` has no history yet, the mean of the methods
@@ -95,14 +102,16 @@ def _projected_total(task: dict) -> float | None:
 
 
 def step_remaining(task: dict, history: History, now: float, live: bool) -> float | None:
-    """Seconds left for one unfinished step; ``live`` when a live worker is running it."""
+    """Seconds left for one unfinished step; ``live`` when a live worker is running it. Until
+    a step of its method has finished, the answer is flagged rough (``history.rough``)."""
+    if not history.has_finished(task["method"]):
+        history.rough = True  # only running steps' rates (or other methods') to go by
     expected = history.estimate(task["method"])
     running = live and task.get("state") == StepState.RUNNING and task.get("attempt_started")
     projected = _projected_total(task) if running else None
     if projected is not None:
         if expected is None:
-            history.rough = True  # its own rate only, no history yet
-            total = projected
+            total = projected  # its own rate only
         else:
             weight = task["progress"]["fraction"] / (task["progress"]["fraction"]
                                                       + PRIOR_FRACTION)

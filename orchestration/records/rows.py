@@ -54,14 +54,17 @@ def state_text(e: dict[str, Any]) -> str:
 
 def why(e: dict[str, Any]) -> str:
     """One line saying why a failed experiment failed: its step, cause and detail (else the
-    first line of its error)."""
+    first line of its error; for a config rejected at ``ready``, its first problem)."""
     if e["state"] != ExperimentState.FAILED:
         return ""
     failure = e.get("failure")
     if failure:
         return f"{failure['step']}: {failure['detail']}" if failure.get("step") else (
             failure["detail"])
-    return (e.get("error") or "").splitlines()[0] if e.get("error") else ""
+    lines = (e.get("error") or "").splitlines()
+    if len(lines) > 1 and lines[0].endswith("config rejected:"):  # the file's path: no news
+        return lines[1].strip().removeprefix("- ")
+    return lines[0] if lines else ""
 
 
 def elapsed(e: dict[str, Any], now: float) -> float | None:
@@ -93,7 +96,10 @@ def eta_line(status: dict[str, Any]) -> str | None:
 def waiting_line(status: dict[str, Any]) -> str | None:
     """The configs nobody readied, if any: a queue that looks empty may not be."""
     waiting = status.get("not_readied")
-    if not waiting:
-        return None
-    return (f"{waiting} config{'s' if waiting != 1 else ''} in ConfigSources are not "
-            "readied: run job-orchestration ready")
+    return not_readied(waiting) if waiting else None
+
+
+def not_readied(count: int) -> str:
+    """What ``status`` and ``worker`` say when configs wait in ConfigSources."""
+    configs, are = ("configs", "are") if count != 1 else ("config", "is")
+    return f"{count} {configs} in ConfigSources {are} not readied: run job-orchestration ready"
