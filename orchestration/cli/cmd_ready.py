@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from ..reporter import Reporter
 from ..workspace import Workspace
+from .exit_codes import ExitCode
 
 HELP = "validate configs in ConfigSources and queue them (alias: readyConfigs)"
 LIST_UP_TO = 10  # more outcomes than this: a summary and the rejections, unless --verbose
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if not ws.config_files(ExperimentState.NEW):
         reporter.line(f"nothing to ready: {ws.folder(ExperimentState.NEW)} holds no .yaml "
                       "or .yml files")
-        return 0
+        return ExitCode.NOTHING_TO_DO
     with progress_bar(reporter, enabled=True) as bar:
         outcomes = ready_all(ws, progress=bar)
     return report_outcomes(outcomes, reporter, args.verbose)

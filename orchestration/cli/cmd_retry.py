@@ -11,6 +11,7 @@ from ..exceptions import UsageError
 from ..reporter import Reporter
 from ..workspace import Workspace
 from .cmd_ready import report_outcomes
+from .exit_codes import ExitCode
 
 HELP = "queue failed experiments again"
 
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
             names = sorted(failed)
         if not names:
             reporter.line("no failed experiments" + (" match" if args.where else ""))
-            return 0
+            return ExitCode.NOTHING_TO_DO
     return report_outcomes([retry(ws, name) for name in names], reporter)

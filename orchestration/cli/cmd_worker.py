@@ -12,9 +12,9 @@ import signal
 from ..exceptions import ExperimentFailed, UsageError
 from ..reporter import Reporter
 from ..workspace import Workspace
+from .exit_codes import ExitCode
 
 HELP = "run queued experiments"
-EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if report.errors:
         return 2
     if report.stopped_by == signal.SIGINT:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if report.failed:
         raise ExperimentFailed(f"{len(report.failed)} experiment(s) failed: "
                                f"{', '.join(report.failed)} (see ConfigsFailed/*.error.txt)")

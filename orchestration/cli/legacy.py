@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 from ..exceptions import UsageError
 from ..reporter import Reporter
+from .exit_codes import ExitCode
 
 FLAG = "-action"
 # 0.0.7's actions in its order (its numbered prompt lists them so) -> our command
@@ -63,4 +64,7 @@ def run(argv: Sequence[str], main: Callable[[list[str]], int]) -> int:
     common.add_argument("--workspace")
     known = common.parse_known_args(rest)[0]
     code = main(["init"] + (["--workspace", known.workspace] if known.workspace else []))
-    return code if code or not ours else main([*ours, *rest])
+    if code or not ours:
+        return code
+    code = main([*ours, *rest])  # 0.0.7 exited 0 when there was nothing to do: scripts rely on it
+    return ExitCode.OK if code == ExitCode.NOTHING_TO_DO else code

@@ -18,6 +18,7 @@ from .. import __version__
 from ..exceptions import OrchestrationError
 from ..reporter import Reporter
 from ..workspace import ENV_VAR, Workspace
+from .exit_codes import ExitCode
 from . import legacy
 
 COMMANDS = ["init", "ready", "worker", "status", "show", "logs", "retry", "remove",
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         reporter.error("interrupted")
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return 0
     except OSError as exc:

@@ -53,6 +53,8 @@ def test_ready_right_after_a_copy_judges_every_file(ws, tasks_dir):
     assert "1 queued, 1 rejected" in ready.stdout
     assert state_of(ws, "good") == "ConfigsToRun" and state_of(ws, "broken") == "ConfigsFailed"
     assert "not valid YAML" in (ws / "ConfigsFailed" / "broken.error.txt").read_text()
+    again = run_cli("ready", ws=ws)  # nothing left: said, and not exit 0
+    assert again.returncode == 3 and "nothing to ready" in again.stdout, again.stdout
 
 
 def test_retry_judges_a_failed_config_edited_a_moment_ago(ws, tasks_dir, ledger):
@@ -232,7 +234,7 @@ def test_retry_failed_where_and_names_in_sweep_order(ws, tasks_dir, ledger, tmp_
     rest = run_cli("retry", "--failed", ws=ws)
     assert rest.returncode == 0 and "2 queued, 0 rejected" in rest.stdout, rest.stderr
     none = run_cli("retry", "--failed", ws=ws)
-    assert none.returncode == 0 and "no failed experiments" in none.stdout
+    assert none.returncode == 3 and "no failed experiments" in none.stdout
     assert run_cli("worker", "--exit-when-empty", ws=ws).returncode == 0
     assert all(state_of(ws, n) == "ConfigsCompleted" for n in names)
 
