@@ -34,6 +34,7 @@ class Plan:
     spec: ExperimentSpec
     snapshot: str       # the config's hash: the identity of this experiment's snapshot
     earlier_attempts: dict[str, int]  # per step: attempts made by earlier runs (failed ones)
+    earlier_counted: dict[str, int]   # per step: those that used up retries, since `retry`
 
     @classmethod
     def load(cls, ws: Workspace, name: str) -> "Plan":
@@ -45,8 +46,11 @@ class Plan:
             raise RecordError(f"experiment {name!r}: its run record "
                               f"{run_record.record_path(output_dir)} is missing or damaged "
                               f"({exc})") from None
+        since = record.retried_at or 0.0  # `retry` gives a step its retries anew
         return cls(ws, name, output_dir, spec, record.config_sha256,
-                   {tid: len(step.failures) for tid, step in record.tasks.items()})
+                   {tid: len(step.failures) for tid, step in record.tasks.items()},
+                   {tid: sum(f.counted and (f.ended or 0.0) > since for f in step.failures)
+                    for tid, step in record.tasks.items()})
 
     @property
     def code_folder(self) -> Path:

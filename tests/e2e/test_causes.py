@@ -209,6 +209,47 @@ def test_only_causes_in_retry_on_use_up_retries(retried, name, method, options, 
         assert second_started - first["ended"] >= options["retry_delay"]
 
 
+@pytest.mark.slow
+def test_retries_used_before_an_interruption_stay_used(ws, tasks_dir, ledger, tmp_path):
+    """``retries: 1``: attempt 1 fails (counted), attempt 2 is cut short by a stopped worker
+    (not counted), attempt 3 fails (counted): that is the retry used up, no fourth."""
+    flags = {"started_flag": str(tmp_path / "started"), "go_flag": str(tmp_path / "go")}
+    queue(ws, tasks_dir, ledger, {"twice": steps("FailThenHold", s0={"retries": 1})}, **flags)
+    worker = background(ws, tmp_path / "worker.log", "worker", "--exit-when-empty")
+    try:
+        started_pid(Path(flags["started_flag"]))
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert state_of(ws, "twice") == "ConfigsToRun"
+    Path(flags["go_flag"]).touch()
+    assert work(ws).returncode == 1
+    assert ran(ledger, "twice") == ["s0"] * 3
+    info = show(ws, "twice")
+    assert [(f["cause"], f["counted"]) for f in info["tasks"][0]["failures"]] == [
+        ("exception", True), ("interrupted", False), ("exception", True)]
+    assert info["failure"]["attempts"] == info["tasks"][0]["attempts"] == 3
+    assert "RuntimeError: attempt 3 fails" in info["failure"]["detail"]
+
+
+def test_retry_gives_a_failed_step_its_retries_anew(ws, tasks_dir, ledger):
+    """Attempts are numbered across runs; ``retry NAME`` is the user asking for more, so the
+    step gets its ``retries`` again."""
+    queue(ws, tasks_dir, ledger, {"again": steps("Fail", s0={"retries": 1})})
+    assert work(ws).returncode == 1
+    assert run_cli("retry", "again", ws=ws).returncode == 0
+    assert work(ws).returncode == 1
+    assert ran(ledger, "again") == ["s0"] * 4
+    info = show(ws, "again")
+    assert info["failure"]["attempts"] == info["tasks"][0]["attempts"] == 4
+    assert [f["counted"] for f in info["tasks"][0]["failures"]] == [True] * 4
+    log = (ws / "Output" / "again" / "logs" / "s0.log").read_text()
+    assert "attempt 2 of 2 failed: " in log and "attempt 4 of 4 failed: " in log
+
+
 # --- stalls ---------------------------------------------------------------------------------
 def _stalled(ws: Path) -> dict | None:
     status = json.loads(run_cli("status", "--json", ws=ws).stdout)
