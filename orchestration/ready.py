@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from . import lifecycle
+from . import lifecycle, luigi_config
 from .codehost import CodeHost
 from .config.loader import MAX_BYTES, load_config
 from .config.schema import ExperimentSpec, check
@@ -110,6 +110,7 @@ class Readier:
         self.in_use = OutputIndex(ws.registered())
         self.warned: set[tuple[str | None, str]] = set()
         self.environment = capture_environment()
+        self.limits = luigi_config.resource_limits()  # luigid's [resources], if configured
 
     # --- the whole call ---------------------------------------------------------------------
     def run(self, paths: list[Path], progress: Progress | None = None) -> list[Outcome]:
@@ -169,7 +170,8 @@ class Readier:
                      own_name: str | None = None) -> Candidate:
         """The checks of a parsed spec against the workspace (also for ``retry``/``rerun``:
         ``own_name`` is the experiment whose folder the spec may keep). Raises ConfigError."""
-        problems = []
+        problems = luigi_config.resource_problems(
+            [(t.id, t.resources) for t in spec.tasks], self.limits)
         if len(os.fsencode(name)) > MAX_COMPONENT_BYTES:
             problems.append(f"the file name is {len(os.fsencode(name))} bytes long; an "
                             f"experiment's name may be at most {MAX_COMPONENT_BYTES}: shorten "
