@@ -14,7 +14,7 @@ import pytest
 
 from orchestration.cli.cmd_show import TAIL_LINES
 from orchestration.workspace import Workspace
-from tests.conftest import make_code_repo, make_config, run_cli, state_of, wait_until, write_config
+from tests.conftest import make_code_repo, run_cli, state_of, wait_until
 from tests.e2e.test_execution import error_text, queue, ran, show, steps, work
 from tests.e2e.test_faults import background, drive, held, started_pid
 
@@ -108,6 +108,19 @@ def test_the_show_tail_is_the_last_lines_of_a_long_log(failed):
 
 
 # --- the worker's own end: infrastructure causes ---------------------------------------------
+def signal_worker_mid_step(ws: Path, tmp_path: Path, flags: dict, stop: int) -> None:
+    """Start a worker, send it ``stop`` once its step wrote ``started_flag``, wait for it."""
+    worker = background(ws, tmp_path / "worker.log", "worker", "--exit-when-empty")
+    try:
+        started_pid(Path(flags["started_flag"]))
+        worker.send_signal(stop)
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
 STOPS = [
     # how the worker ends, the cause its step's attempt gets, its detail, what the next
     # worker says
@@ -125,15 +138,7 @@ def test_a_worker_stopped_or_killed_mid_step_costs_no_retry(ws, tasks_dir, ledge
     sees the claim's owner dead), its attempt noted with the cause, not counted: with
     ``retries: 0`` the step still runs again, and finishes."""
     flags = held(ws, tasks_dir, ledger, tmp_path, "held")
-    worker = background(ws, tmp_path / "worker.log", "worker", "--exit-when-empty")
-    try:
-        started_pid(Path(flags["started_flag"]))
-        worker.send_signal(stop)
-        worker.wait(30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    signal_worker_mid_step(ws, tmp_path, flags, stop)
     if stop == signal.SIGTERM:
         assert state_of(ws, "held") == "ConfigsToRun"
         assert "held: put back in the queue: the worker is stopping" in (
@@ -215,15 +220,7 @@ def test_retries_used_before_an_interruption_stay_used(ws, tasks_dir, ledger, tm
     (not counted), attempt 3 fails (counted): that is the retry used up, no fourth."""
     flags = {"started_flag": str(tmp_path / "started"), "go_flag": str(tmp_path / "go")}
     queue(ws, tasks_dir, ledger, {"twice": steps("FailThenHold", s0={"retries": 1})}, **flags)
-    worker = background(ws, tmp_path / "worker.log", "worker", "--exit-when-empty")
-    try:
-        started_pid(Path(flags["started_flag"]))
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    signal_worker_mid_step(ws, tmp_path, flags, signal.SIGTERM)
     assert state_of(ws, "twice") == "ConfigsToRun"
     Path(flags["go_flag"]).touch()
     assert work(ws).returncode == 1
