@@ -110,8 +110,8 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
     attempt, counted = plan.earlier_attempts.get(task.id, 0), plan.earlier_counted.get(task.id, 0)
     while True:
         attempt += 1
-        with pool.gpus.lease(task.gpus, lambda: _note(
-                log, f"waiting for {task.gpus} free GPU(s) of {pool.gpus.devices}")) as gpus:
+        with pool.gpus.lease(task.gpus, lambda: _note(log, f"waiting for {task.gpus} free "
+                             f"GPU(s) of {','.join(pool.gpus.devices)}")) as gpus:
             live.begin(attempt, started, gpus)
             _note(log, f"attempt {attempt} of {attempt + task.retries - counted} on {HOST}"
                   + (f", GPU {','.join(gpus)}" if gpus else ""))

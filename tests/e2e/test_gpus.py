@@ -83,6 +83,8 @@ def test_steps_of_several_experiments_share_the_slots_and_wait_for_a_free_one(
         assert {step for _, step in first} == {"train"}
         assert {p["devices"] for p in first.values()} == devices  # two, or one shared
         [waiter] = waiting(ws, names)
+        assert f"waiting for 1 free GPU(s) of {gpus}\n" in (
+            ws / "Output" / waiter / "logs" / "train.log").read_text()
         assert (waiter, "train") not in first
         go.touch()
         assert worker.wait(WORKER_TIMEOUT) == 0, (tmp_path / "worker.log").read_text()
