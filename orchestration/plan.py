@@ -35,6 +35,7 @@ class Plan:
     spec: ExperimentSpec
     snapshot: str       # the config's hash: the identity of this experiment's snapshot
     earlier_attempts: dict[str, int]  # per step: attempts made by earlier runs (failed ones)
+    earlier_counted: dict[str, int]   # per step: those that used up retries, since `retry`
     # markers known to be ours, found or written during this run: Luigi asks whether a step
     # is complete several times per step, and a marker of this snapshot cannot go away
     done: dict[str, Marker] = field(default_factory=dict, compare=False, repr=False)
@@ -49,8 +50,11 @@ class Plan:
             raise RecordError(f"experiment {name!r}: its run record "
                               f"{run_record.record_path(output_dir)} is missing or damaged "
                               f"({exc})") from None
+        since = record.retried_at or 0.0  # `retry` gives a step its retries anew
         return cls(ws, name, output_dir, spec, record.config_sha256,
-                   {tid: len(step.failures) for tid, step in record.tasks.items()})
+                   {tid: len(step.failures) for tid, step in record.tasks.items()},
+                   {tid: sum(f.counted and (f.ended or 0.0) > since for f in step.failures)
+                    for tid, step in record.tasks.items()})
 
     @property
     def code_folder(self) -> Path:

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from . import lifecycle
+from . import lifecycle, luigi_config
 from .adaptive import legacy as legacy_search
 from .codehost import CodeHost
 from .config.loader import MAX_BYTES, load_config
@@ -111,6 +111,7 @@ class Readier:
         self.provenance = ProvenanceCache()
         self.in_use = OutputIndex(ws.registered())
         self.environment = capture_environment()
+        self.limits = luigi_config.resource_limits()  # luigid's [resources], if configured
 
     # --- the whole call ---------------------------------------------------------------------
     def run(self, paths: list[Path], progress: Progress | None = None) -> list[Outcome]:
@@ -174,7 +175,8 @@ class Readier:
                      own_name: str | None = None) -> Candidate:
         """The checks of a parsed spec against the workspace (also for ``retry``/``rerun``:
         ``own_name`` is the experiment whose folder the spec may keep). Raises ConfigError."""
-        problems = []
+        problems = luigi_config.resource_problems(
+            [(t.id, t.resources) for t in spec.tasks], self.limits)
         if len(os.fsencode(name)) > MAX_COMPONENT_BYTES:
             problems.append(f"the file name is {len(os.fsencode(name))} bytes long; an "
                             f"experiment's name may be at most {MAX_COMPONENT_BYTES}: shorten "

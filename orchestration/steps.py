@@ -115,13 +115,16 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
     log = run_record.log_path(plan.output_dir, task.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     live = _Live(plan, task.id, forward)
-    started, attempt, counted = time.time(), 0, 0
+    # attempts are numbered, and retries used up, across runs: an interrupted run (a
+    # stopped worker) neither costs a retry nor gives back the ones used before it
+    started = time.time()
+    attempt, counted = plan.earlier_attempts.get(task.id, 0), plan.earlier_counted.get(task.id, 0)
     while True:
         attempt += 1
-        with pool.gpus.lease(task.gpus, lambda: _note(
-                log, f"waiting for {task.gpus} free GPU(s) of {pool.gpus.devices}")) as gpus:
+        with pool.gpus.lease(task.gpus, lambda: _note(log, f"waiting for {task.gpus} free "
+                             f"GPU(s) of {','.join(pool.gpus.devices)}")) as gpus:
             live.begin(attempt, started, gpus)
-            header = _stamped(f"attempt {attempt} of {task.retries + 1} on {HOST}"
+            header = _stamped(f"attempt {attempt} of {attempt + task.retries - counted} on {HOST}"
                               + (f", GPU {','.join(gpus)}" if gpus else ""))
             outcome_seconds = time.monotonic()
             try:
@@ -143,8 +146,7 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
                 failure = outcome.failure
             if outcome is not None and outcome.ok:
                 marker = Marker(task.id, task.method, plan.snapshot, plan.inputs[task.id],
-                                started, time.time(), outcome.seconds,
-                                plan.earlier_attempts.get(task.id, 0) + attempt, HOST,
+                                started, time.time(), outcome.seconds, attempt, HOST,
                                 outcome.result, gpus or None, outcome.warnings)
                 try:
                     lifecycle.step_completed(plan, marker)
@@ -155,8 +157,8 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
                                       seconds=time.monotonic() - outcome_seconds,
                                       ended=time.time())
         assert failure is not None
-        _note(log, f"attempt {attempt} of {task.retries + 1} failed: {failure.cause.value}: "
-              f"{failure.detail}")
+        _note(log, f"attempt {attempt} of {attempt + task.retries - counted} failed: "
+              f"{failure.cause.value}: {failure.detail}")
         if failure.cause.infrastructure:
             return StepOutcome(None, failure)  # back to the queue; never uses up retries
         failure.counted = failure.cause in task.retry_on

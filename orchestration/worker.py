@@ -9,7 +9,6 @@ it crashed), and the worker starts another.
 """
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import select
@@ -36,7 +35,6 @@ from .workspace import Workspace
 
 POLL_SECONDS = 2.0
 REAP_EVERY_POLLS = 5  # look for claims of dead workers every 5 polls, not only at start
-LUIGI_CONFIGS = ("/etc/luigi/client.cfg", "/etc/luigi/luigi.cfg", "client.cfg", "luigi.cfg")
 
 
 @dataclass
@@ -59,18 +57,6 @@ class _Slot:
     buffer: bytes = b""
     running: str | None = None
     started: float = 0.0
-
-
-def configured_scheduler_url() -> str | None:
-    """``[core] default-scheduler-url`` of Luigi's own config files, read as Luigi reads
-    them (same files, same order), without importing Luigi into the worker."""
-    parser = configparser.ConfigParser(interpolation=None)
-    extra = os.environ.get("LUIGI_CONFIG_PATH")
-    parser.read([*LUIGI_CONFIGS, *([extra] if extra else [])])
-    for key in ("default-scheduler-url", "default_scheduler_url"):
-        if parser.get("core", key, fallback=None):
-            return parser.get("core", key)
-    return None
 
 
 def check_scheduler(url: str, timeout: float = 10.0) -> None:

@@ -63,6 +63,15 @@ REJECTED = [
                  id="resources-word"),
     pytest.param({"tasks": tasks({"id": "t", "resources": ["gpu"]})},
                  ["tasks[0].resources: ['gpu'] is not valid"], id="resources-list"),
+    pytest.param({"tasks": tasks({"id": "t", "stall_action": "kill"})},
+                 ["tasks[0].stall_action: kill does nothing without stall_after; add "
+                  "stall_after: <seconds"], id="stall-kill-without-stall_after"),
+    pytest.param({"tasks": tasks({"id": "t", "stall_action": "halt", "stall_after": 60})},
+                 ["tasks[0].stall_action: 'halt' is not valid; expected warn or kill"],
+                 id="stall-action-word"),
+    pytest.param({"tasks": tasks({"id": "t", "retry_on": "exception"})},
+                 ["tasks[0].retry_on: 'exception' is not valid; expected a list of causes "
+                  "from: exception, exit, signal"], id="retry_on-not-a-list"),
     pytest.param({"tasks": tasks({"id": "a"}, {"id": "b", "requires": "a"})},
                  ["tasks[1].requires: 'a' is not valid; expected a list of task ids"],
                  id="requires-a-string"),

@@ -50,10 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from .. import luigi_config
     from ..gpus import default_devices, parse_devices
     from ..records.rows import not_readied
     from ..states import ExperimentState
-    from ..worker import Worker, configured_scheduler_url
+    from ..worker import Worker
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     ws = Workspace.from_setting(args.workspace)
 
     worker = Worker(ws, workers=args.workers,
-                    scheduler_url=args.scheduler_url or configured_scheduler_url(),
+                    scheduler_url=args.scheduler_url or luigi_config.scheduler_url(),
                     exit_when_empty=args.exit_when_empty, poll=args.poll, lease=args.lease,
                     gpus=gpus, slots_per_gpu=args.slots_per_gpu, notify=notify,
                     notify_timeout=args.notify_timeout, on_event=reporter.event)

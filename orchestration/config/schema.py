@@ -171,6 +171,9 @@ def _check_task(i: int, entry: Any, problems: list[str]) -> None:
     if action is not None and action not in STALL_ACTIONS:
         problems.append(f"{where}.stall_action: {_show(action)} is not valid; expected "
                         f"{' or '.join(STALL_ACTIONS)} (kill needs stall_after)")
+    elif action is not None and entry.get("stall_after") is None:
+        problems.append(f"{where}.stall_action: {action} does nothing without stall_after; "
+                        "add stall_after: <seconds without progress> (e.g. 600)")
     res = entry.get("resources")
     if res is not None and not (isinstance(res, dict) and all(
             isinstance(k, str) and _is_int(v) and 0 <= v <= MAX_RESOURCE

@@ -159,6 +159,7 @@ class Step(_HiddenIdentity, luigi.Task):
         pool().release(plan)
         if failure.cause.infrastructure:
             lifecycle.requeue(plan.ws, plan.name, failure.cause, failure.detail)
+            progress.update(failure=failure)
             raise StepFailed(f"{plan.name}: step {self.step} was {failure.cause.value}: "
                              f"{failure.detail}; queued again")
         log = plan.output_dir / "logs" / f"{self.step}.log"
@@ -168,6 +169,7 @@ class Step(_HiddenIdentity, luigi.Task):
             lifecycle.fail(plan.ws, plan.name, reason, failure, self.step)
         except OSError as exc:  # a full disk, say: the worker decides what to do with it
             _Process.unrecorded[plan.name] = str(exc)
+        progress.update(failure=failure)  # the visualiser's rows say why
         raise StepFailed(reason.strip())
 
 

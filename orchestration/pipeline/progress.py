@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from luigi.rpc import RemoteScheduler
 
+from ..failures import Failure
 from ..plan import Plan
 from ..records import eta, run_record
 from ..reporter import duration
@@ -48,18 +49,22 @@ class LuigiProgress:
         if time.monotonic() - self.last >= LUIGI_INTERVAL:
             self.update(fraction, message)
 
-    def update(self, fraction: float | None = None, message: str | None = None) -> None:
+    def update(self, fraction: float | None = None, message: str | None = None,
+               failure: Failure | None = None) -> None:
         """Send the step's and the experiment's progress now (at a step's start and end,
-        and from ``__call__``)."""
+        and from ``__call__``); ``failure``: the step failed, its message says why."""
         if not isinstance(self.scheduler, RemoteScheduler) or self.broken:
             return  # outside a Luigi worker, or a local scheduler: no visualiser to show it
         try:
-            if fraction is not None:
+            if failure is not None:
+                self.step.set_status_message(html.escape(
+                    f"failed: {failure.cause.value}: {failure.detail}"))
+            elif fraction is not None:
                 self.last = time.monotonic()
                 self.step.set_progress_percentage(round(fraction * 100))
                 self.step.set_status_message(html.escape(message or f"{fraction:.0%}"))
             if self.experiment_id:
-                text, percent = self.experiment_view(fraction)
+                text, percent = self.experiment_view(fraction, failure)
                 self.scheduler.set_task_status_message(self.experiment_id, text)
                 self.scheduler.set_task_progress_percentage(self.experiment_id, percent)
         except Exception:  # noqa: BLE001 - a dashboard update must never fail a step
@@ -68,9 +73,10 @@ class LuigiProgress:
             self.broken = True
             _log.debug("progress update failed", exc_info=True)
 
-    def experiment_view(self, fraction: float | None) -> tuple[str, int]:
+    def experiment_view(self, fraction: float | None, failure: Failure | None = None
+                        ) -> tuple[str, int]:
         """The experiment's status message and percentage, from its run record with this
-        step's live progress laid over it."""
+        step's live progress (or its failure) laid over it."""
         record = run_record.load(self.plan.output_dir).to_json()
         step = record["tasks"].get(self.step.step)
         if step is not None and step.get("state") == StepState.RUNNING and fraction is not None:
@@ -78,12 +84,15 @@ class LuigiProgress:
         estimate = eta.estimate(record, self._history(record), time.time(), live=True)
         parts = [f"{estimate.done}/{estimate.total} steps"]
         state = (step or {}).get("state")
-        if state == StepState.FAILED:
+        if failure is not None:
+            parts.append(f"{self.step.step} failed ({failure.cause.value})")
+        elif state == StepState.FAILED:
             parts.append(f"{self.step.step} failed")
         elif state != StepState.COMPLETED:
             parts.append(f"{self.step.step} {fraction:.0%}" if fraction is not None
                          else f"{self.step.step} running")
-        if estimate.remaining is not None and estimate.done < estimate.total:
+        ended = failure is not None or state == StepState.FAILED  # no time left to tell
+        if estimate.remaining is not None and estimate.done < estimate.total and not ended:
             parts.append(f"~{duration(estimate.remaining)} left")
         return html.escape(", ".join(parts)), round(estimate.fraction * 100)
 

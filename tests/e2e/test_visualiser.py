@@ -122,3 +122,23 @@ def test_visualiser_page_shows_steps_and_experiment_status(sweep, tmp_path):
         browser.close()
     assert message.startswith("1/3 steps, train "), message
     assert "left" in message
+
+
+def test_a_failed_step_says_why_in_the_visualiser(ws, tasks_dir, luigid):
+    """The Step row's status message carries the cause and detail (what ``status`` says in
+    its why column); the Experiment row says which step failed and why."""
+    write_config(ws, "broken", make_config(tasks_dir, "broken", [
+        {"id": "prepare", "method": "Ledger"}, {"id": "train", "method": "Fail"},
+        {"id": "eval", "method": "Ledger"}]))
+    assert run_cli("ready", ws=ws).returncode == 0
+    worker = run_cli("worker", "--exit-when-empty", "--scheduler-url", luigid, ws=ws,
+                     timeout=60)
+    assert worker.returncode == 1, worker.stdout + worker.stderr
+    failure = json.loads(run_cli("show", "broken", "--json", ws=ws).stdout)["failure"]
+    failed = [t for t in task_list(luigid, "FAILED").values() if t["name"] == "Step"]
+    assert [t["params"]["step"] for t in failed] == ["train"]
+    assert failed[0]["status_message"] == f"failed: exception: {failure['detail']}"
+    assert failure["detail"].startswith("ValueError: deliberate failure at Tasks.py:")
+    experiment = next(t for t in task_list(luigid, "PENDING").values()
+                      if t["name"] == "Experiment")
+    assert experiment["status_message"] == "1/3 steps, train failed (exception)"
