@@ -27,7 +27,7 @@ CAUSES = [
     ("os-exit-0", "ExitZero", {}, "exit",
      "the process exited with code 0 before run() returned (os._exit?)", "attempt 1 of 1 on"),
     ("sigkill", "SelfKill", {}, "signal", "killed (SIGKILL), peak ", "attempt 1 of 1 on"),
-    ("sigsegv", "Segfault", {}, "signal", "killed (SIGSEGV), peak ",
+    ("sigsegv", "Segfault", {"lines": 30}, "signal", "killed (SIGSEGV), peak ",
      'tasks/Tasks.py", line'),  # the fault handler's stack: where the step crashed
     ("memory-hog", "MemoryHog", {}, "exception", "MemoryError at Tasks.py:",
      "hog = bytearray(256 * 2**20)"),
@@ -99,8 +99,8 @@ def test_each_cause_is_named_where_the_failure_shows(failed, name, method, optio
 
 
 def test_the_show_tail_is_the_last_lines_of_a_long_log(failed):
-    """The segfault's log holds more than 20 lines (Python's fault handler dumps every
-    thread): ``show`` prints its end, where the news is."""
+    """The segfault's log holds more than 20 lines (30 of its own, then Python's fault
+    handler's): ``show`` prints its end, where the news is."""
     log = (failed.ws / "Output" / "sigsegv" / "logs" / "s1.log").read_text().splitlines()
     assert len(log) > TAIL_LINES
     text = run_cli("show", "sigsegv", ws=failed.ws).stdout

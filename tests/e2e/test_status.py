@@ -64,7 +64,9 @@ def test_status_of_a_running_sweep_and_watch_until_done(ws, tasks_dir, tmp_path)
                             30, "an ETA from the running step's progress")
         row = status["experiments"][0]
         assert (row["state"], row["worker_alive"], status["workers"]) == ("running", True, 1)
-        assert 0 < row["eta_seconds"] <= 21
+        # its own rate projects its 20 s (more while the start-up weighs on the first
+        # percent of progress: seconds on a loaded machine)
+        assert 0 < row["eta_seconds"] <= 60
         watch = subprocess.Popen([sys.executable, "-m", "orchestration", "status", "--watch"],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
