@@ -58,9 +58,11 @@ class Reporter:
     def error(self, text: str) -> None:
         self.err.print(f"error: {text}", style="red", markup=False)
 
-    def json(self, data: Any, indent: int | None = 2) -> None:
-        """``indent=None``: one line, several times faster for big outputs (C encoder).
-        Always valid JSON: a NaN or infinity (not JSON) is written as null."""
+    def json(self, data: Any) -> None:
+        """Indented on a terminal; piped, one line (the C encoder: several times faster for
+        the 10 MB of 10,000 experiments). Always valid JSON: a NaN or infinity (not JSON)
+        is written as null."""
+        indent = 2 if self.out.is_terminal else None
         try:
             text = json.dumps(data, indent=indent, default=str, allow_nan=False)
         except ValueError:
