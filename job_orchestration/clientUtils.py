@@ -107,8 +107,9 @@ Reader = Callable[[], "tuple[dict[str, Any], StatusTracker]"]
 
 def _runs(ws: Workspace) -> Iterator[tuple[Path, Reader]]:
     """Every output folder with a way to read its config and status (only when filtered)."""
-    for state, _path, output_dir in listed(ws):
-        if output_dir is not None:
+    for state, _name, _path, folder in listed(ws):
+        if folder is not None:
+            output_dir = Path(folder)
             yield output_dir, lambda o=output_dir, s=state: _read_record(o, s)
     yield from _legacy_runs(ws.output, set(ws.registered().values()))
 

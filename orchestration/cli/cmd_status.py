@@ -55,10 +55,9 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                          "`status --json` as often as needed")
     ws = Workspace.from_setting(args.workspace)
     if args.json:
-        document = collect(ws).as_json()
-        if (slurm := status_part(ws)) is not None:
-            document["slurm"] = slurm
-        reporter.json(document, indent=None)
+        slurm = status_part(ws)
+        reporter.raw(collect(ws).as_text(**({"slurm": slurm} if slurm is not None else {}))
+                     + "\n")
         return 0
     limit = None if args.all else MAX_ROWS
     if not args.watch:

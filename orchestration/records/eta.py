@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..states import StepState
 
@@ -31,6 +31,7 @@ MIN_LIVE_FRACTION = 0.02  # progress below this says more about start-up than ab
 # the ones before is believed 89% (a plain fraction-weighted blend said 40%, and showed 14 s
 # left where 24 s remained).
 PRIOR_FRACTION = 0.05
+Sample = list[Any]  # [method, ended, seconds] of one finished step
 
 
 class History:
@@ -46,17 +47,21 @@ class History:
     def learn(self, record: dict, live: bool = False) -> None:
         """Take the finished steps of ``record``; with ``live``, also its running steps'
         projections (only for experiments a live worker is running)."""
-        self._cache.clear()
+        self.add(finished_samples(record))
+        if not live:
+            return
         for task in record.get("tasks", {}).values():
-            state = task.get("state")
-            if state in FINISHED and task.get("seconds") is not None:
-                self._samples[task["method"]].append((task.get("ended") or 0.0,
-                                                      float(task["seconds"])))
-                self._finished.add(task["method"])
-            elif live and state == StepState.RUNNING:
+            if task.get("state") == StepState.RUNNING:
                 projected = _projected_total(task)
                 if projected is not None:
                     self._samples[task["method"]].append((task["progress"]["at"], projected))
+
+    def add(self, finished: Iterable[Sample]) -> None:
+        """Take finished steps as ``finished_samples`` lists them."""
+        self._cache.clear()
+        for method, ended, seconds in finished:
+            self._samples[method].append((ended, seconds))
+            self._finished.add(method)
 
     def estimate(self, method: str) -> float | None:
         """Expected seconds for one step of ``method``; None when nothing is known."""
@@ -89,6 +94,14 @@ class History:
         n = len(samples)
         weights = [0.5 ** ((n - 1 - i) / HALF_LIFE_RUNS) for i in range(n)]
         return sum(w * s for w, (_, s) in zip(weights, samples)) / sum(weights)
+
+
+def finished_samples(record: dict) -> list[Sample]:
+    """``[method, ended, seconds]`` of each finished step of ``record`` (lists: they are
+    kept in the view cache as JSON)."""
+    return [[task["method"], task.get("ended") or 0.0, float(task["seconds"])]
+            for task in record.get("tasks", {}).values()
+            if task.get("state") in FINISHED and task.get("seconds") is not None]
 
 
 def _projected_total(task: dict) -> float | None:

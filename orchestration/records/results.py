@@ -16,14 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..config.keys import close_matches, flatten, flatten_config
 from ..exceptions import UsageError
-from ..workspace import CONFIG_SUFFIXES, Workspace
+from ..workspace import Workspace
 from .compare import show_value
 from .eta import FINISHED
-from .summary import LISTED, ViewCache
+from .summary import ViewCache, listed
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
 ROW_KEYS = ("name", "state")
@@ -46,14 +46,12 @@ def results(workspace: str | os.PathLike | Workspace | None = None,
     ws = workspace if isinstance(workspace, Workspace) else Workspace.from_setting(workspace)
     where = dict(where or {})
     selected, known, seen = [], set(ROW_KEYS), False
-    for name, state, record in _records(ws):
-        flat = flatten_config(record.get("config") or {})
+    for name, state, flat, returned in _records(ws):
         seen = True
         if where:
             known.update(flat)
         if all(_matches(_lookup(name, state, flat, key), value) for key, value in where.items()):
-            # Keep only what the row needs: holding 10,000 whole records doubles the time.
-            selected.append((name, state, flat, _returned(record)))
+            selected.append((name, state, flat, returned))
     for key in where if seen else ():  # with no experiment at all, no key is a typo
         _check_known(key, known, "where")
     if all_fields:
@@ -74,9 +72,12 @@ def parse_where(items: Iterable[str]) -> dict[str, Any]:
     parser ``submit --set/--sweep`` uses (Hydra's), so ``--where`` finds what a sweep wrote:
     ``1e-3`` is the float 0.001, ``yes`` and ``'0.1'`` are strings, ``true`` a bool.
     ``name`` and ``state`` compare as text (``--where name=1e-3`` is the name "1e-3")."""
-    from ..config.sweep import parse_override
-
     where: dict[str, Any] = {}
+    items = list(items)
+    if not items:
+        return where
+    from ..config.sweep import parse_override  # Hydra's parser: imported only when needed
+
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -113,32 +114,26 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _records(ws: Workspace) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(name, state, record view) of every listed experiment that has a readable record
-    (views from the same cache as ``status``: a record read once serves both)."""
-    states = {}
-    for state in LISTED:  # one listing per state folder instead of a lookup per experiment
-        try:
-            with os.scandir(ws.folder(state)) as entries:
-                for entry in entries:
-                    stem, ext = os.path.splitext(entry.name)
-                    if ext in CONFIG_SUFFIXES and not entry.name.startswith((".", "~", "#")):
-                        states[stem] = state.value
-        except FileNotFoundError:
-            continue
+def _records(ws: Workspace) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(name, state, flattened config, returned values) of every listed experiment that has
+    a readable record, by name; a record's pair is kept in the view cache ``status`` uses."""
     cache = ViewCache(ws)
-    for name, output_dir in sorted(ws.registered().items()):
-        if name not in states:
-            continue
-        view = cache.view(output_dir)  # a running one's finished steps too
-        if view is not None:  # None: mid-crash or hand-damaged: `show` explains, here skip
-            yield name, states[name], view
+    found = []
+    for state, name, _, output_dir in listed(ws):
+        pair = cache.result_row(output_dir, _row_of) if output_dir else None
+        if pair is not None:  # None: mid-crash or hand-damaged: `show` explains, here skip
+            found.append((name, state.value, *pair))
     cache.save()
+    found.sort(key=lambda row: row[0])
+    return found
 
 
-def _returned(record: dict[str, Any]) -> dict[str, Any]:
-    return {task_id: task["result"] for task_id, task in (record.get("tasks") or {}).items()
-            if task.get("state") in FINISHED and task.get("result") is not None}
+def _row_of(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a row takes of a record: its flattened config and its steps' returned values
+    (a running one's finished steps too)."""
+    return [flatten_config(view.get("config") or {}),
+            {task_id: task["result"] for task_id, task in (view.get("tasks") or {}).items()
+             if task.get("state") in FINISHED and task.get("result") is not None}]
 
 
 def _lookup(name: str, state: str, flat: dict[str, Any], key: str) -> Any:

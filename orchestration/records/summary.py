@@ -9,20 +9,23 @@ reason.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..exceptions import OrchestrationError
 from ..fsutil import atomic_write, dumps, read_json
 from ..states import ExperimentState, StepState
 from ..workspace import Workspace
-from . import run_record
+from . import eta, run_record
 
 LISTED = (ExperimentState.QUEUED, ExperimentState.RUNNING, ExperimentState.COMPLETED,
           ExperimentState.FAILED)
-CACHE_VERSION = 3
+CACHE_VERSION = 6
+_LINES = 4  # per cache entry: the view, the row, the samples, the results row
 _NO_PROGRESS: dict[str, Any] = {}
 _VIEW_KEYS = ("name", "state", "output_dir", "config", "config_sha256", "warnings",
               "readied_at", "ended", "failure")
@@ -52,44 +55,107 @@ def view_of(record: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+@dataclass(slots=True)
+class _Entry:
+    """One record's cached view: valid while the record's mtime and size are unchanged."""
+
+    mtime_ns: int
+    size: int
+    view: str  # the view as one line of JSON
+    config_file: str | None = None  # the file the row below was made for
+    row: str | None = None  # a completed experiment's ``status --json`` row
+    samples: str | None = None  # its finished steps, as ``eta.finished_samples`` gives them
+    result_row: str | None = None  # what ``results`` takes of a finished record
+
+
 class ViewCache:
-    """Views of run records, kept in ``Misc/cache/views.json`` between calls."""
+    """Views of run records, kept in ``Misc/cache/views`` between calls.
+
+    Each entry keeps its view as JSON text, parsed only when asked for: ``status`` needs
+    the view of the few queued, running and failed experiments, and of a completed one only
+    its row (kept as text, with the step durations the estimates learn from, parsed only
+    when something is left to estimate); ``results`` only its config and returned values.
+    The file is a JSON header line (the keys and stamps) followed by four lines per entry,
+    so loading it splits lines instead of unescaping 10,000 JSON strings."""
 
     def __init__(self, ws: Workspace) -> None:
-        self.path = ws.misc / "cache" / "views.json"
-        self.entries: dict[str, list[Any]] = {}
+        self.path = ws.misc / "cache" / "views"
+        self.entries: dict[str, _Entry] = {}  # by output folder
         self.changed = False
         try:
-            data = read_json(self.path)
-            if data.get("version") == CACHE_VERSION:
-                self.entries = data["entries"]
-        except (OSError, ValueError, AttributeError, KeyError):
-            pass
+            lines = self.path.read_text(encoding="utf-8").split("\n")
+            head = json.loads(lines[0])
+            if head.get("version") == CACHE_VERSION:
+                for i, (key, mtime_ns, size, config_file) in enumerate(head["entries"]):
+                    view, *rest = lines[i * _LINES + 1: (i + 1) * _LINES + 1]
+                    if not view.startswith("{") or len(rest) != _LINES - 1:
+                        raise ValueError("damaged")
+                    self.entries[key] = _Entry(mtime_ns, size, view, config_file,
+                                               *(line or None for line in rest))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            self.entries = {}
 
-    def view(self, output_dir: Path | None) -> dict[str, Any] | None:
-        """The view of the record in ``output_dir`` (side files laid over a running one),
-        or None when there is no readable record."""
-        if output_dir is None:
-            return None
-        path = run_record.record_path(output_dir)
+    def _entry(self, output_dir: str) -> _Entry | None:
+        """The fresh entry for ``output_dir``, read from its record on a miss; None when
+        the record is missing or unreadable."""
+        path = os.path.join(output_dir, run_record.RECORD_NAME)
         try:
             st = os.stat(path)
         except OSError:
             return None
-        key, stamp = str(output_dir), [st.st_mtime_ns, st.st_size]
-        hit = self.entries.get(key)
-        if hit is not None and hit[:2] == stamp:
-            view = hit[2]
-        else:
-            try:
-                view = view_of(run_record.RunRecord.from_json(read_json(path)).to_json())
-            except (OSError, ValueError):
-                return None
-            self.entries[key] = [*stamp, view]
-            self.changed = True
+        hit = self.entries.get(output_dir)
+        if hit is not None and hit.mtime_ns == st.st_mtime_ns and hit.size == st.st_size:
+            return hit
+        try:
+            view = view_of(run_record.RunRecord.from_json(read_json(Path(path))).to_json())
+        except (OSError, ValueError):
+            return None
+        entry = self.entries[output_dir] = _Entry(st.st_mtime_ns, st.st_size, compact(view))
+        self.changed = True
+        return entry
+
+    def view(self, output_dir: Path | str | None) -> dict[str, Any] | None:
+        """The view of the record in ``output_dir`` (side files laid over a running one),
+        or None when there is no readable record."""
+        if output_dir is None:
+            return None
+        entry = self._entry(str(output_dir))
+        if entry is None:
+            return None
+        view = json.loads(entry.view)
         if view.get("state") == ExperimentState.RUNNING:
-            view = run_record.overlay({**view, "tasks": dict(view["tasks"])}, output_dir)
+            view = run_record.overlay(view, Path(output_dir))
         return view
+
+    def completed_row(self, ws: Workspace, name: str, config_file: str,
+                      output_dir: str) -> tuple[str, str] | None:
+        """A completed experiment's ``status --json`` row, and its finished steps (as
+        ``eta.finished_samples`` lists them), both as JSON text; None without a record."""
+        entry = self._entry(output_dir)
+        if entry is None:
+            return None
+        if entry.row is None or entry.config_file != config_file:
+            view = json.loads(entry.view)
+            info = summarize(ws, name, ExperimentState.COMPLETED, config_file, view)
+            info["eta_seconds"] = 0.0
+            entry.config_file, entry.row = config_file, compact(info)
+            entry.samples = compact(eta.finished_samples(view))
+            self.changed = True
+        return entry.row, entry.samples or "[]"
+
+    def result_row(self, output_dir: str, make: Callable[[dict[str, Any]], Any]) -> Any:
+        """``make(view)`` for the record in ``output_dir`` (None without one), kept while the
+        record is unchanged; a running record's side files change under it: made afresh."""
+        entry = self._entry(output_dir)
+        if entry is None:
+            return None
+        if entry.result_row is not None:
+            return json.loads(entry.result_row)
+        view = self.view(output_dir)
+        made = make(view)
+        if view.get("state") != ExperimentState.RUNNING:
+            entry.result_row, self.changed = compact(made), True
+        return made
 
     def save(self, keep: set[str] | None = None) -> None:
         """Write the cache back if it changed (``keep``: the folders still in use)."""
@@ -100,12 +166,21 @@ class ViewCache:
             self.changed |= bool(stale)
         if not self.changed:
             return
+        head = compact({"version": CACHE_VERSION, "entries": [
+            [key, e.mtime_ns, e.size, e.config_file] for key, e in self.entries.items()]})
+        lines = [head]
+        for e in self.entries.values():  # compact JSON holds no newline
+            lines += (e.view, e.row or "", e.samples or "", e.result_row or "")
         try:
             self.path.parent.mkdir(exist_ok=True)
-            atomic_write(self.path, dumps({"version": CACHE_VERSION, "entries": self.entries},
-                                          indent=None), durable=False)
+            atomic_write(self.path, "\n".join(lines), durable=False)
         except OSError:
             pass  # a cache: the next call reads the records again
+
+
+def compact(data: Any) -> str:
+    """One-line JSON (the C encoder: several times faster than an indented dump)."""
+    return dumps(data, indent=None)
 
 
 def _task_rows(view: dict, now: float) -> list[dict[str, Any]]:
@@ -169,19 +244,21 @@ def show(ws: Workspace, name: str) -> dict[str, Any]:
     return summarize(ws, name, state, path, view_of(record), record.get("config"))
 
 
-def listed(ws: Workspace) -> Iterator[tuple[ExperimentState, Path, Path | None]]:
-    """Every queued, running, completed or failed config and its output folder (None if it
-    was never readied), without reading any record."""
-    links = ws.registered()
+def listed(ws: Workspace) -> Iterator[tuple[ExperimentState, str, str, str | None]]:
+    """Every queued, running, completed or failed config: its state, name, file and output
+    folder (None if it was never readied), without reading any record (strings: Paths cost
+    more than the rest of a listing of 10,000)."""
+    links = ws.registered_paths()
     for state in LISTED:
-        for path in ws.config_files(state):
-            yield state, path, links.get(path.stem)
+        for path in ws.config_paths(state):
+            name = os.path.splitext(os.path.basename(path))[0]
+            yield state, name, path, links.get(name)
 
 
 def all_experiments(ws: Workspace) -> list[dict[str, Any]]:
     """Every experiment of the workspace that is queued, running, completed or failed."""
     cache = ViewCache(ws)
-    rows = [summarize(ws, path.stem, state, path, cache.view(output_dir))
-            for state, path, output_dir in listed(ws)]
+    rows = [summarize(ws, name, state, path, cache.view(output_dir))
+            for state, name, path, output_dir in listed(ws)]
     cache.save()
     return rows
