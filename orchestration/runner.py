@@ -11,10 +11,11 @@ whole experiment. The runner forks its zygote before it imports Luigi, so the co
 (and the steps they fork) start from a lean process. It never imports user code.
 
 The worker talks to it over two pipes, one JSON object per line: ``{"run": name, "claim":
-n}`` in; ``{"hello": ...}`` once, then ``{"ended": name, "state": ..., "why": ...}`` out.
+n}`` in; ``{"hello": ...}`` once, then ``{"ended": name, "end": RunEnd, "why": ...}`` out.
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -32,6 +33,16 @@ from .plan import Plan
 from .states import ExperimentState
 from .steps import HostPool
 from .workspace import Workspace
+
+class RunEnd(str, enum.Enum):
+    """How a runner's experiment ended, as it tells the worker."""
+
+    RECORDED = "recorded"  # the lifecycle recorded it: its folder says completed, failed, queued
+    GONE = "gone"  # its config is in no folder (removed by hand mid-run)
+    UNREACHABLE = "unreachable"  # luigid stopped answering
+    UNRECORDED = "unrecorded"  # it failed but the failure could not be written (disk full)
+    CRASHED = "crashed"  # the runner process itself died (the worker saw it)
+
 
 RENEW_EVERY = 200
 CHUNK = 50  # steps of one experiment given to Luigi at a time (see _luigi_run)
@@ -89,14 +100,14 @@ class _Runner:
         self._send({"hello": os.getpid()})
         for line in commands:
             ask = json.loads(line)
-            state, why = self.run(ask["run"], str(ask["claim"]))
-            self._send({"ended": ask["run"], "state": state, "why": why,
+            end, why = self.run(ask["run"], str(ask["claim"]))
+            self._send({"ended": ask["run"], "end": end.value, "why": why,
                         "notify": self.notify})
 
     # --- one experiment ---------------------------------------------------------------------
-    def run(self, name: str, claim: str) -> tuple[str, str | None]:
-        """Run one claimed experiment to its end; returns its state and, if it is not one the
-        lifecycle has recorded, why (the worker decides what to do then)."""
+    def run(self, name: str, claim: str) -> tuple[RunEnd, str | None]:
+        """Run one claimed experiment to its end; returns how it ended and, unless the
+        lifecycle recorded it, why (the worker decides what to do then)."""
         from .pipeline.luigi_tasks import plan_of
 
         try:  # the snapshot, read once for this run and every Luigi task of it
@@ -110,29 +121,29 @@ class _Runner:
         try:
             self._luigi_run(plan, claim)
         except SchedulerUnreachable as exc:
-            return "unreachable", str(exc)
+            return RunEnd.UNREACHABLE, str(exc)
         finally:
             self.pool.release(plan)
             self._forget()
         found = self.ws.find(name)
         if found is None:
-            return "gone", f"{name} is in no folder"
+            return RunEnd.GONE, f"{name} is in no folder"
         state = found[0]
         from .pipeline.luigi_tasks import unrecorded_failure
 
         if state is ExperimentState.RUNNING and (why := unrecorded_failure(name)) is not None:
-            return "unrecorded", why
+            return RunEnd.UNRECORDED, why
         if state is ExperimentState.RUNNING:
             unfinished = [t.id for t in plan.spec.tasks if plan.finished(t.id) is None]
             if not unfinished:
                 lifecycle.complete(self.ws, name)
-                return ExperimentState.COMPLETED.value, None
+                return RunEnd.RECORDED, None
             return self._fail(name, f"Luigi could not run step(s) {', '.join(unfinished)} of "
                                     f"{name}: their resources "
                                     f"{[plan.spec.task(t).resources for t in unfinished]} "
                                     "exceed what the scheduler allows (declare them under "
                                     "[resources] in luigi.cfg and use luigid)")
-        return state.value, None
+        return RunEnd.RECORDED, None
 
     def _luigi_run(self, plan: Plan, claim: str) -> None:
         from luigi.rpc import RPCError
@@ -196,12 +207,12 @@ class _Runner:
         luigi.task_register.Register.clear_instance_cache()
         self.runs += 1
 
-    def _fail(self, name: str, why: str) -> tuple[str, str | None]:
+    def _fail(self, name: str, why: str) -> tuple[RunEnd, str | None]:
         try:
             lifecycle.fail(self.ws, name, why)
         except OSError as exc:
-            return "unrecorded", str(exc)
-        return ExperimentState.FAILED.value, None
+            return RunEnd.UNRECORDED, str(exc)
+        return RunEnd.RECORDED, None
 
 
 def _hide_step_failures(record: logging.LogRecord) -> bool:

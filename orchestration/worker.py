@@ -29,7 +29,7 @@ from .notify import DEFAULT_TIMEOUT, Notifier
 from .records import run_provenance
 from .records.provenance import ProvenanceCache
 from .records.run_record import RunRecord
-from .runner import RunnerSettings, runner_main
+from .runner import RunEnd, RunnerSettings, runner_main
 from .states import ExperimentState
 from .workspace import Workspace
 
@@ -245,7 +245,7 @@ class Worker:
             message = json.loads(line)
             if "ended" in message:
                 slot.running = None
-                self._ended(message["ended"], message["state"], message.get("why"),
+                self._ended(message["ended"], RunEnd(message["end"]), message.get("why"),
                             time.time() - slot.started, message.get("notify", True))
 
     def _runner_died(self, slot: _Slot) -> None:
@@ -261,7 +261,7 @@ class Worker:
                    f"its runner was stopped by {signal.Signals(os.WTERMSIG(status)).name}")
             self._give_back(name, why)
         else:
-            self._ended(name, "crashed", f"its runner process ended unexpectedly (exit status "
+            self._ended(name, RunEnd.CRASHED, f"its runner process ended unexpectedly (exit status "
                         f"{os.waitstatus_to_exitcode(status)}); see the worker's output",
                         time.time() - slot.started)
 
@@ -283,21 +283,21 @@ class Worker:
         self.slots = []
 
     # --- ends -------------------------------------------------------------------------------
-    def _ended(self, name: str, state: str, why: str | None, seconds: float,
+    def _ended(self, name: str, end: RunEnd, why: str | None, seconds: float,
                notify: bool = True) -> None:
         """An experiment's runner is done with it (``notify``: its config has a notifier)."""
-        if state == "unreachable":
+        if end is RunEnd.UNREACHABLE:
             self._give_back(name, "the Luigi scheduler could not be reached")
             self.report.errors.append(unreachable(self.settings.scheduler_url))
             self.stopping = True
             return
-        if state == "unrecorded":
+        if end is RunEnd.UNRECORDED:
             self._give_back(name, "its failure could not be recorded")
             self.report.errors.append(f"cannot record the outcome of {name}: {why}; free space"
                                       f" in {self.ws.root}, then run the worker again")
             self.stopping = True
             return
-        if state == "crashed":
+        if end is RunEnd.CRASHED:
             try:
                 lifecycle.fail(self.ws, name, why or "its runner crashed")
             except OSError as exc:
