@@ -58,6 +58,7 @@ class Outcome:
     skipped: bool = False    # left in ConfigSources, not judged (not a rejection)
     warnings: list[str] = field(default_factory=list)
     follow: list[Path] = field(default_factory=list)  # configs it wrote, judged in this call
+    search: bool = False     # it started a search (its trials are ``follow``), not one run
 
 
 @dataclass

@@ -195,7 +195,8 @@ def start_at_ready(readier: Any, path: Path, source: bytes) -> Any:
     if folder.exists() and (folder.path / "spec.yaml").read_bytes() == source:
         path.unlink()  # an earlier ready started it and was stopped before this step
         return Outcome(name, True, f"{name}: search {name} was started from this config "
-                                   f"already; its config is {folder.path / 'spec.yaml'}")
+                                   f"already; its config is {folder.path / 'spec.yaml'}",
+                       search=True)
     try:
         from .start import search  # imports Optuna: a clear error when it is missing
 
@@ -212,4 +213,4 @@ def start_at_ready(readier: Any, path: Path, source: bytes) -> Any:
         f"{started[-1]}; its config is now {folder.path / 'spec.yaml'}"
         + (f"; results file {folder.meta()['results_file']}" if spec.results_file else "")
         + f". See `job-orchestration search status {name}`"),
-        follow=[trials / f"{trial}.yaml" for trial in started])
+        follow=[trials / f"{trial}.yaml" for trial in started], search=True)

@@ -43,9 +43,12 @@ def report_outcomes(outcomes: list, reporter: Reporter, verbose: bool = False,
             if warning not in shown:  # the same remote warning for 500 configs: once
                 shown.add(warning)
                 reporter.warn(f"{outcome.name}: {warning}")
-    queued = sum(o.queued for o in outcomes)
+    searches = sum(o.search for o in outcomes)  # their trials are outcomes of their own
+    queued = sum(o.queued and not o.search for o in outcomes)
     reporter.line(f"{queued} queued, {rejected} rejected"
-                  + (f", {skipped} left in ConfigSources" if skipped else ""))
+                  + (f", {skipped} left in ConfigSources" if skipped else "")
+                  + (f", {searches} search{'es' if searches > 1 else ''} started"
+                     if searches else ""))
     return 2 if rejected or skipped else 0
 
 

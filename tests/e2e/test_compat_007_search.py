@@ -53,6 +53,7 @@ def test_the_007_grid_config_runs_every_point_once_and_writes_its_results_file(
                     module=module)
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert "started search hyper (grid, 6 trials" in ready.stdout
+    assert "6 queued, 0 rejected, 1 search started" in ready.stdout, ready.stdout
     trials = [f"hyper-t{i:04d}" for i in range(1, 7)]
     assert all(state_of(ws, t) == "ConfigsToRun" for t in trials)  # all queued by that ready
     # the config is the search's now: not left in ConfigSources, kept byte for byte
