@@ -23,7 +23,7 @@ import random
 import statistics
 from dataclasses import dataclass
 
-from orchestration import eta
+from orchestration.records import eta
 
 METHODS = [("prepare", 30.0, False), ("train", 600.0, True), ("eval", 120.0, False)]
 SIZES = (0.5, 1.0, 2.0)
@@ -63,7 +63,7 @@ def record_at(steps: list[Step], now: float) -> dict:
     for step in steps:
         task = {"id": step.method, "method": step.method, "state": "pending"}
         if step.end <= now:
-            task.update(state="done", seconds=step.end - step.start, ended=step.end)
+            task.update(state="completed", seconds=step.end - step.start, ended=step.end)
         elif step.start <= now:
             task.update(state="running", attempt_started=step.start)
             reported = step.start + math.floor(now - step.start)  # written once a second
@@ -78,7 +78,7 @@ def eta_at(sweep: list[list[Step]], now: float, warm: bool) -> float | None:
     """The overall ETA ``status`` would print at ``now`` (the forecast code path)."""
     history = eta.History()
     if warm:  # one earlier run of the same methods, at base durations
-        history.learn({"tasks": {m: {"method": m, "state": "done", "seconds": base,
+        history.learn({"tasks": {m: {"method": m, "state": "completed", "seconds": base,
                                      "ended": -1.0} for m, base, _ in METHODS}})
     records = [(f"e{i:04d}", record_at(steps, now)) for i, steps in enumerate(sweep)]
     live = set()
@@ -88,7 +88,7 @@ def eta_at(sweep: list[list[Step]], now: float, warm: bool) -> float | None:
             live.add(name)
         history.learn(record, live=name in live)
     unfinished = [(name, r) for name, r in records
-                  if any(t["state"] != "done" for t in r["tasks"].values())]
+                  if any(t["state"] != "completed" for t in r["tasks"].values())]
     return eta.forecast(history, unfinished, live, now).total
 
 

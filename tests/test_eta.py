@@ -9,7 +9,7 @@ NOW = 1_000_000.0
 
 
 def done(method: str, seconds: float, ended: float) -> dict:
-    return {"method": method, "state": "done", "seconds": seconds, "ended": ended}
+    return {"method": method, "state": "completed", "seconds": seconds, "ended": ended}
 
 
 def running(method: str, elapsed: float, fraction: float | None = None) -> dict:

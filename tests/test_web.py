@@ -136,7 +136,7 @@ def test_parameters_the_page_never_sends_are_refused(args):
 
 
 def test_a_row_shows_steps_and_the_running_steps_fraction(workspace):
-    tasks = [{"id": "prep", "state": "done"}, {"id": "train", "state": "running",
+    tasks = [{"id": "prep", "state": "completed"}, {"id": "train", "state": "running",
                                                "progress": 0.5, "message": "epoch 2"},
              {"id": "eval", "state": "pending"}]
     view = views.row_view(workspace, row("e", "running", tasks, started=100.0,

@@ -23,7 +23,6 @@ from typing import Any, Iterable
 
 from ..states import StepState
 
-FINISHED = (StepState.COMPLETED, "done")  # "done": records of versions before 0.2
 HALF_LIFE_RUNS = 8  # a sample's weight halves for every 8 newer samples of its method
 MIN_LIVE_FRACTION = 0.02  # progress below this says more about start-up than about speed
 # A running step weighs its own rate against the history of its method as if the history
@@ -101,7 +100,7 @@ def finished_samples(record: dict) -> list[Sample]:
     kept in the view cache as JSON)."""
     return [[task["method"], task.get("ended") or 0.0, float(task["seconds"])]
             for task in record.get("tasks", {}).values()
-            if task.get("state") in FINISHED and task.get("seconds") is not None]
+            if task.get("state") == StepState.COMPLETED and task.get("seconds") is not None]
 
 
 def _projected_total(task: dict) -> float | None:
@@ -157,11 +156,11 @@ def estimate(record: dict, history: History, now: float, live: bool) -> Estimate
     """What is left of one experiment. ``live``: a live worker runs it now (its running
     step keeps its elapsed time); otherwise every unfinished step starts from scratch."""
     tasks = list(record.get("tasks", {}).values())
-    done = [t for t in tasks if t.get("state") in FINISHED]
+    done = [t for t in tasks if t.get("state") == StepState.COMPLETED]
     spent = sum(t.get("seconds") or 0.0 for t in done)
     remaining: float | None = 0.0
     for task in tasks:
-        if task.get("state") in FINISHED:
+        if task.get("state") == StepState.COMPLETED:
             continue
         if live and task.get("state") == StepState.RUNNING and task.get("attempt_started"):
             spent += max(0.0, now - task["attempt_started"])

@@ -20,9 +20,9 @@ from typing import Any, Iterable, Mapping
 
 from ..config.keys import close_matches, flatten, flatten_config
 from ..exceptions import UsageError
+from ..states import StepState
 from ..workspace import Workspace
 from .compare import show_value
-from .eta import FINISHED
 from .summary import ViewCache, listed
 
 BOOKKEEPING = ("githubRepository", "pathToTasks", "outputDir", "requireCleanGit")
@@ -133,7 +133,7 @@ def _row_of(view: dict[str, Any]) -> list[dict[str, Any]]:
     (a running one's finished steps too)."""
     return [flatten_config(view.get("config") or {}),
             {task_id: task["result"] for task_id, task in (view.get("tasks") or {}).items()
-             if task.get("state") in FINISHED and task.get("result") is not None}]
+             if task.get("state") == StepState.COMPLETED and task.get("result") is not None}]
 
 
 def _lookup(name: str, state: str, flat: dict[str, Any], key: str) -> Any:

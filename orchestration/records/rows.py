@@ -10,7 +10,6 @@ from ..states import UNFINISHED, ExperimentState, StepState
 
 SHOWN_FIRST = (ExperimentState.RUNNING, ExperimentState.FAILED, ExperimentState.QUEUED,
                ExperimentState.COMPLETED)  # the most pressing first
-FINISHED_STEP = (StepState.COMPLETED, "done")  # records before the lifecycle rework: "done"
 
 
 def pressing_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -19,7 +18,7 @@ def pressing_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def steps_done(e: dict[str, Any]) -> int:
-    return sum(t["state"] in FINISHED_STEP for t in e["tasks"])
+    return sum(t["state"] == StepState.COMPLETED for t in e["tasks"])
 
 
 def running_step(e: dict[str, Any]) -> dict[str, Any] | None:
