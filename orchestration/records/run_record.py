@@ -134,7 +134,7 @@ class StepRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StepRecord":
         known, extra = _fields(cls, data)
-        known["state"] = StepState.read(known.get("state", "pending"))
+        known["state"] = StepState.read(known.get("state", StepState.PENDING))
         known["failures"] = [Failure.from_json(f) for f in known.get("failures") or []]
         known.setdefault("log", "")
         return cls(**known, extra=extra)
@@ -211,7 +211,7 @@ class RunRecord:
     def from_json(cls, data: dict[str, Any]) -> "RunRecord":
         known, extra = _fields(cls, data)
         try:
-            known["state"] = ExperimentState(known.get("state", "queued"))
+            known["state"] = ExperimentState(known.get("state", ExperimentState.QUEUED))
             known["provenance"] = Provenance.from_json(known.get("provenance"))
             if known.get("run_provenance") is not None:
                 known["run_provenance"] = Provenance.from_json(known["run_provenance"])
