@@ -127,6 +127,14 @@ def kill_group(folder: Path) -> bool:
     return alive
 
 
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # gone already
+            pass
+
+
 def _kill_listed(folder: Path, spare: int | None = None) -> None:
     """Kill each process listed in ``folder`` (and below) but ``spare``, until none is left
     (a process may fork while we kill: look again, a bounded number of times)."""
@@ -135,11 +143,7 @@ def _kill_listed(folder: Path, spare: int | None = None) -> None:
                 for pid in procs.read_text().split() if int(pid) != spare]
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(pids)
         time.sleep(0.001)  # let the killed exit before we list again
 
 
@@ -217,11 +221,7 @@ def _kill_orphans() -> None:
                 continue
         if not children:
             return
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(children)
         for pid in children:
             try:
                 os.waitpid(pid, 0)
