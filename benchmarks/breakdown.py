@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from synthetic import code_folder, write_config  # first: it puts the checkout on sys.path
 
-from overhead import ROLES  # noqa: E402
+from processes import ROLES  # noqa: E402
 
 from orchestration.ready import ready_all  # noqa: E402
 from orchestration.worker import Worker  # noqa: E402

@@ -45,6 +45,9 @@ class Hold(TaskBase):
         while not os.path.exists(self.config["release"]) and time.time() < deadline:
             time.sleep(0.02)
 '''
+# for the CLI in subprocesses: this checkout first, output line by line
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p), "PYTHONUNBUFFERED": "1"}
 SHARES = {ExperimentState.COMPLETED: 0.9, ExperimentState.FAILED: 0.09,
           ExperimentState.QUEUED: 0.01}
 
