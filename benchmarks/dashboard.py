@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,81 +30,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
+from synthetic import clone_workspace  # first: it puts the checkout on sys.path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from orchestration.ready import ready_all  # noqa: E402
 from orchestration.records.overview import collect  # noqa: E402
-from orchestration.states import ExperimentState  # noqa: E402
 from orchestration.web.handlers import SNAPSHOT_DUTY, SNAPSHOT_SECONDS  # noqa: E402
-from orchestration.worker import Worker  # noqa: E402
 from orchestration.workspace import Workspace  # noqa: E402
 from tests.conftest import free_port, port_open, wait_until  # noqa: E402
-
-TASKS_PY = '''
-from orchestration import TaskBase
-
-class Noop(TaskBase):
-    def run(self):
-        print("a line of log")
-        return {"loss": 0.1}
-
-class Boom(TaskBase):
-    def run(self):
-        raise ValueError("deliberate failure")
-'''
-SHARES = {ExperimentState.COMPLETED: 0.9, ExperimentState.FAILED: 0.09,
-          ExperimentState.QUEUED: 0.01}
-
-
-def make_workspace(root: Path, n: int) -> Workspace:
-    """``n`` experiments: clones of a completed, a failed and a queued real run."""
-    code = root / "code"
-    code.mkdir(parents=True)
-    (code / "Tasks.py").write_text(TASKS_PY)
-    ws = Workspace(root / "ws")
-    ws.init()
-    seeds = {"done": ["Noop", "Noop", "Noop"], "bad": ["Noop", "Boom", "Noop"]}
-    for name, methods in seeds.items():
-        _write_config(ws, name, code, methods)
-    ready_all(ws)
-    Worker(ws, exit_when_empty=True, poll=0.05).run()
-    _write_config(ws, "waiting", code, seeds["done"])
-    ready_all(ws)
-    sources = {ExperimentState.COMPLETED: "done", ExperimentState.FAILED: "bad",
-               ExperimentState.QUEUED: "waiting"}
-    made = 0
-    for state, share in SHARES.items():
-        seed = sources[state]
-        count = n - made if state is ExperimentState.QUEUED else int(n * share)
-        for i in range(count - 1):
-            name = f"{seed}-{i:05d}"
-            out = ws.output / name
-            seed_out = str(ws.output_dir(seed))
-            shutil.copytree(seed_out, out, symlinks=True)
-            record = (out / "run.json").read_text()  # its own paths, as a real run has
-            (out / "run.json").write_text(
-                record.replace(f'"{seed_out}', f'"{out}').replace(f'"name": "{seed}"',
-                                                                   f'"name": "{name}"'))
-            for suffix in (".yaml", ".error.txt"):
-                src = ws.folder(state) / f"{seed}{suffix}"
-                if src.exists():
-                    shutil.copy(src, ws.folder(state) / f"{name}{suffix}")
-            ws.register(name, out)
-        made += count
-    return ws
-
-
-def _write_config(ws: Workspace, name: str, code: Path, methods: list[str]) -> None:
-    path = ws.folder(ExperimentState.NEW) / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "githubRepository": "https://example.com/x", "pathToTasks": str(code),
-        "outputDir": name, "lr": 0.1,
-        "tasks": [{"id": f"s{i}", "method": m} for i, m in enumerate(methods)]}))
-    old = time.time() - 60
-    os.utime(path, (old, old))
 
 
 def timed(fn, *args) -> tuple[float, object]:  # noqa: ANN001
@@ -171,7 +101,7 @@ def first_rows_in_browser(url: str, profile: Path, collect_s: float) -> float | 
 
 def measure(root: Path, n: int, repeat: int) -> dict[str, object]:
     start = time.perf_counter()
-    ws = Workspace(root / "ws") if (root / "ws").is_dir() else make_workspace(root, n)
+    ws = Workspace(root / "ws") if (root / "ws").is_dir() else clone_workspace(root, n)
     result: dict[str, object] = {"n": n, "build_s": time.perf_counter() - start}
     result["collect_s"] = statistics.median(timed(collect, ws)[0] for _ in range(repeat))
     env = {**os.environ, "JOB_ORCHESTRATION_WORKSPACE": str(ws.root)}
