@@ -27,7 +27,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any, Callable, Iterable
 
 from .containment import Box, die_with_parent, kill_group
 from .exceptions import TasksImportError
@@ -122,6 +123,7 @@ def _host_main(sock_fd: int, output_fd: int, folder: str, owner: int | None,
         box = Box.for_host(owner)
         from .config.tasks_module import import_tasks, task_classes
 
+        before = set(sys.modules)
         try:
             module = import_tasks(Path(folder))
         except TasksImportError as exc:
@@ -129,6 +131,7 @@ def _host_main(sock_fd: int, output_fd: int, folder: str, owner: int | None,
             return
         classes = task_classes(module)
         _send(sock, {"imported": sorted(classes), "box": str(box.folder or ""),
+                     "files": _stamps(sys.modules[name] for name in set(sys.modules) - before),
                      "others": sorted(k for k, v in vars(module).items()
                                       if isinstance(v, type) and k not in classes),
                      "validating": sorted(k for k, cls in classes.items()
@@ -140,6 +143,23 @@ def _host_main(sock_fd: int, output_fd: int, folder: str, owner: int | None,
         code = 1
     finally:
         os._exit(code)
+
+
+def _stamps(modules: Iterable[ModuleType]) -> list[list[Any]]:
+    """``[path, mtime_ns, size]`` of each module file an import loaded, but the installed
+    ones (under the interpreter's prefixes: a change there needs a new worker anyway)."""
+    installed = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    stamps = []
+    for module in modules:
+        path = getattr(module, "__file__", None)
+        if not path or path.startswith(installed):
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamps.append([path, st.st_mtime_ns, st.st_size])
+    return stamps
 
 
 def _serve(sock: socket.socket, classes: dict[str, type[TaskBase]], box: Box,
@@ -160,8 +180,11 @@ def _serve(sock: socket.socket, classes: dict[str, type[TaskBase]], box: Box,
         request = AttemptRequest(**call["request"])
         request.code_folder = request.code_folder or folder
         target = _target(classes[call["method"]], call)
-        outcome = run_attempt(target, request, progress, box)
+        after: list[Callable[[], None]] = []
+        outcome = run_attempt(target, request, progress, box, after)
         _send(sock, {"outcome": outcome.to_json()})
+        for job in after:  # the step's exit and leftovers, while the runner writes its marker
+            job()
 
 
 def _target(cls: type[TaskBase], call: dict[str, Any]) -> Callable[[ProgressFn], Any]:
@@ -267,6 +290,7 @@ class CodeHost:
         self.others: list[str] = []        # its other classes (for error messages)
         self.validating: list[str] = []    # the subclasses with a validate() of their own
         self.box: Path | None = None
+        self.files: list[list[Any]] = []   # [path, mtime_ns, size] of the code it imported
 
     @classmethod
     def start(cls, folder: Path, owner: int | None = None, output: Path | None = None,
@@ -318,6 +342,19 @@ class CodeHost:
         self.classes, self.others = first["imported"], first.get("others", [])
         self.validating = first.get("validating", [])
         self.box = Path(first["box"]) if first.get("box") else None
+        self.files = first.get("files", [])
+
+    def unchanged(self) -> bool:
+        """Whether every file of the code it imported is as it was then (so a new import
+        would give the same modules)."""
+        for path, mtime_ns, size in self.files:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            if st.st_mtime_ns != mtime_ns or st.st_size != size:
+                return False
+        return True
 
     def _how_it_ended(self) -> str:
         """How a host that stopped answering ended (known for our own children only)."""

@@ -84,7 +84,7 @@ class _Runner:
 
         self.settings, self.events = settings, events
         self.ws = Workspace(settings.workspace)
-        self.pool = HostPool(zygote, owner=settings.owner,
+        self.pool = HostPool(zygote, owner=settings.owner, keep=True,
                              gpus=GpuPool(list(settings.gpus), settings.slots_per_gpu))
         luigi_tasks.use_pool(self.pool, remote=bool(settings.scheduler_url))
         logging.getLogger("luigi-interface").setLevel(logging.WARNING)
@@ -103,6 +103,7 @@ class _Runner:
             end, why = self.run(ask["run"], str(ask["claim"]))
             self._send({"ended": ask["run"], "end": end.value, "why": why,
                         "notify": self.notify})
+        self.pool.close()  # the worker is done with us: the kept host empties its box
 
     # --- one experiment ---------------------------------------------------------------------
     def run(self, name: str, claim: str) -> tuple[RunEnd, str | None]:

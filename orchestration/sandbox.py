@@ -190,6 +190,7 @@ def _child(target: Callable[[ProgressFn], Any], request: AttemptRequest, write_f
         view = memoryview(text + b"\n")
         while view:
             view = view[os.write(write_fd, view):]
+        os.close(write_fd)  # the end of the pipe, before the exit: a caller may go on at once
         code = 0
     finally:
         os._exit(code)
@@ -235,7 +236,8 @@ def prepare_process() -> None:
 @dataclass
 class _Watch:
     messages: list[dict] = field(default_factory=list)
-    status: int = 0
+    status: int = 0  # until it exited (``exited``): taken to be 0, its result being in
+    exited: bool = False
     peak_rss: int | None = None
     killed_for: FailureCause | None = None  # we ended it: timeout or stall
     last_progress: float | None = None
@@ -243,8 +245,14 @@ class _Watch:
 
 
 def run_attempt(target: Callable[[ProgressFn], Any], request: AttemptRequest,
-                on_progress: ProgressFn, box: Box | None = None) -> AttemptOutcome:
-    """Run ``target(progress)`` in a child process and wait for it (see the module doc)."""
+                on_progress: ProgressFn, box: Box | None = None,
+                after: list[Callable[[], None]] | None = None) -> AttemptOutcome:
+    """Run ``target(progress)`` in a child process and wait for it (see the module doc).
+
+    With ``after``, an attempt whose result is in returns without waiting for its process
+    to exit (an exit costs milliseconds, more for a big process); reaping it and emptying
+    ``box`` are appended to ``after``, for the caller to run before its next attempt (a
+    code host: once it has answered)."""
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -260,14 +268,22 @@ def run_attempt(target: Callable[[ProgressFn], Any], request: AttemptRequest,
     except OSError:
         pass  # the child got there first (or is gone)
     os.close(write_fd)
-    try:
-        watch = _watch(pid, read_fd, request, on_progress, start)
-    finally:
-        os.close(read_fd)
+
+    def clean_up() -> None:
         if box is not None:
             box.empty(pid)  # whatever the step left behind (grandchildren, setsid or not)
         else:
             _kill_group(pid, signal.SIGKILL)
+
+    watch = _Watch()
+    try:
+        _watch(watch, pid, read_fd, request, on_progress, start, early=after is not None)
+    finally:
+        os.close(read_fd)
+        if watch.exited or after is None:
+            clean_up()
+        else:
+            after.extend((lambda: _reap(pid), clean_up))
     seconds = time.monotonic() - start
     if os.WIFSIGNALED(watch.status) and os.WTERMSIG(watch.status) == signal.SIGKILL:
         watch.oom = ooms is not None and (oom_kills() or 0) > ooms
@@ -281,12 +297,19 @@ def _kill_group(pid: int, sig: int) -> None:
         pass
 
 
-def _watch(pid: int, read_fd: int, request: AttemptRequest, on_progress: ProgressFn,
-           start: float) -> _Watch:
-    """Collect the child's messages until it exits, passes its timeout or stalls."""
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _watch(watch: _Watch, pid: int, read_fd: int, request: AttemptRequest,
+           on_progress: ProgressFn, start: float, early: bool) -> None:
+    """Collect the child's messages until it exits, passes its timeout or stalls; with
+    ``early``, until its result is in and its end of the pipe closed (it exits next)."""
     pidfd = os.pidfd_open(pid)
     deadline = None if request.timeout is None else start + request.timeout
-    watch = _Watch()
     buffer = b""
     os.set_blocking(read_fd, False)
     watched = [read_fd, pidfd]
@@ -300,6 +323,8 @@ def _watch(pid: int, read_fd: int, request: AttemptRequest, on_progress: Progres
             ready, _, _ = select.select(watched, [], [], wait)
             if read_fd in ready:
                 buffer, open_ = _drain(read_fd, buffer, watch, on_progress)
+                if not open_ and early and watch.messages and "result" in watch.messages[-1]:
+                    return  # run() returned and its value is here: exit status 0 follows
                 if not open_:  # the child closed its end: only its exit is left to wait for
                     watched = [pidfd]
             if pidfd in ready:
@@ -316,11 +341,11 @@ def _watch(pid: int, read_fd: int, request: AttemptRequest, on_progress: Progres
                     _kill_group(pid, signal.SIGKILL)
                 break
         _, watch.status, rusage = os.wait4(pid, 0)
+        watch.exited = True
         watch.peak_rss = rusage.ru_maxrss * 1024
         _drain(read_fd, buffer, watch, on_progress)
     finally:
         os.close(pidfd)
-    return watch
 
 
 def _drain(fd: int, buffer: bytes, watch: _Watch, on_progress: ProgressFn

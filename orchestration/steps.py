@@ -44,27 +44,47 @@ class StepOutcome:
 
 
 class HostPool:
-    """The code hosts of this process: one per experiment run, started at its first step
-    (from a lean zygote in a slot runner, else by forking this process)."""
+    """The code hosts of this process, one per code folder, started at an experiment's
+    first step (from a lean zygote in a slot runner, else by forking this process).
+
+    With ``keep`` (a slot runner) a host outlives its experiment: the next experiment of
+    the same code folder reuses it while every file of the code it imported is unchanged,
+    so a sweep imports its code once per runner, not once per experiment (each step is
+    still a fresh fork of the imported module). One host is kept at a time: an idle one
+    holds its imports' memory."""
 
     def __init__(self, zygote: Zygote | None = None, owner: int | None = None,
-                 gpus: GpuPool | None = None) -> None:
-        self.zygote, self.owner = zygote, owner
+                 gpus: GpuPool | None = None, keep: bool = False) -> None:
+        self.zygote, self.owner, self.keep = zygote, owner, keep
         self.gpus = gpus if gpus is not None else GpuPool(default_devices())
-        self.hosts: dict[tuple[str, str], CodeHost] = {}
+        self.hosts: dict[str, CodeHost] = {}  # by code folder
 
     def host(self, plan: Plan, log: Path) -> CodeHost:
         """The host for ``plan``'s code (prints at import go to ``log``, the first step's)."""
-        key = (str(plan.output_dir), plan.snapshot)
-        host = self.hosts.get(key)
-        if host is None or host.dead:
+        folder = str(plan.code_folder)
+        host = self.hosts.get(folder)
+        if host is not None and (host.dead or not host.unchanged()):
+            self._close(folder)
+            host = None
+        if host is None:
+            self.close()
             host = CodeHost.start(plan.code_folder, owner=self.owner or os.getpid(),
                                   output=log, zygote=self.zygote)
-            self.hosts[key] = host
+            self.hosts[folder] = host
         return host
 
     def release(self, plan: Plan) -> None:
-        host = self.hosts.pop((str(plan.output_dir), plan.snapshot), None)
+        """``plan``'s experiment is done with its host: kept for the next (``keep``), else
+        let go."""
+        if not self.keep:
+            self._close(str(plan.code_folder))
+
+    def close(self) -> None:
+        for folder in list(self.hosts):
+            self._close(folder)
+
+    def _close(self, folder: str) -> None:
+        host = self.hosts.pop(folder, None)
         if host is not None and not host.dead:
             host.close()
 
