@@ -146,7 +146,58 @@ def test_a_setsid_grandchild_of_a_step_does_not_outlive_its_killed_worker(ws, re
     assert started(ledger, "held") == ["s0", "s0", "s1"]
 
 
-# --- 3: one file never stops a command -----------------------------------------------------
+# --- 3, 7, 11: one file never stops a command -------------------------------------------------
+def hostile_head(tasks: Path, ledger: Path, name: str, task: str = "{id: t, method: Timed}"
+                 ) -> str:
+    return (f"githubRepository: https://github.com/me/project\npathToTasks: {tasks}\n"
+            f"outputDir: hostile/{name}\nledger: {ledger}\ntasks: [{task}]\n")
+
+
+def test_one_hostile_file_is_its_own_rejection_and_stops_no_other(ws, rel_tasks, ledger):
+    """Items 3, 7 and 11 in one ``ready``: each file below once stopped ``ready`` for every
+    file after it (or crashed each worker that claimed it). Each is now rejected on its
+    own with its reason, the deep graph is queued, and the good config (last) too."""
+    head = lambda name, **kw: hostile_head(rel_tasks, ledger, name, **kw)  # noqa: E731
+    deep = [{"id": f"t{i}", "method": "Timed", "requires": [f"t{i + 1}"] if i < 2999 else []}
+            for i in range(3000)]  # declared sink first: a recursive walk overflows
+    files = {
+        "int-key": (head("int-key") + "1: a\n", ["top level (line 6): key '1' is not text"]),
+        "int-key-nested": (head("int-key-nested") + "sizes: {1: 64}\n",
+                           ["sizes (line 6): key '1' is not text"]),
+        "binary": (head("binary") + "blob: !!binary aGVsbG8=\n",
+                   ["blob: binary data (!!binary, line 6) is not allowed"]),
+        "huge-integer": (head("huge-integer") + "seed: " + "9" * 5000 + "\n",
+                         ["a value cannot be read: Exceeds the limit"]),
+        "timeout-1e10": (head("timeout-1e10", task="{id: t, method: Timed, timeout: 1e10}"),
+                         ["tasks[0].timeout: 10000000000.0 is not valid", "at most 31622400"]),
+        "long-outputDir": (head("long-outputDir").replace("hostile/long-outputDir",
+                                                          "hostile/" + "d" * 300),
+                           ["is too long (each folder name at most 200 bytes"]),
+    }
+    long_names = {"n" * 240: head("long-name"), "m" * 250: head("longest-name")}
+    for name, (text, _) in files.items():
+        write_config(ws, name, text)
+    for name, text in long_names.items():  # "m" * 250: no room for a .error.txt beside it
+        write_config(ws, name, text)
+    write_config(ws, "deep-graph", make_config(rel_tasks, "hostile/deep", deep,
+                                               ledger=str(ledger)))
+    write_config(ws, "zz-good", make_config(rel_tasks, "hostile/good", steps("Timed"),
+                                            ledger=str(ledger)))
+
+    ready = run_cli("ready", "--verbose", ws=ws)
+    assert ready.returncode == 2, ready.stdout + ready.stderr
+    assert TRACEBACK not in ready.stderr, ready.stderr
+    assert state_of(ws, "zz-good") == state_of(ws, "deep-graph") == "ConfigsToRun"
+    for name, (_, expected) in files.items():
+        assert state_of(ws, name) == "ConfigsFailed", ready.stderr
+        error = error_text(ws, name)
+        assert all(fragment in error for fragment in expected), error
+    for name in long_names:  # left there, as a taken name is: renaming it is the fix
+        assert state_of(ws, name) == "ConfigSources"
+        assert (f"the file name is {len(name)} bytes long; an experiment's name may be at most"
+                " 200") in ready.stderr
+
+
 def test_a_worker_never_dies_of_one_experiments_data(ws, rel_tasks, ledger):
     """Item 3: a readied experiment whose run record was damaged, and a config copied into
     the queue by hand, each fail alone; the good experiment completes, and a worker started
