@@ -549,6 +549,23 @@ def test_a_symlink_inside_output_cannot_nest_one_experiment_in_another(ws, rel_t
     assert "is already used by experiment 'outer'" in error_text(ws, "inner")
 
 
+# --- 15: a marker the step wrote is not ours ----------------------------------------------------
+def test_a_marker_a_step_wrote_itself_does_not_count_as_done(ws, rel_tasks, ledger, tmp_path):
+    """Item 15: a step writes a file where its marker goes (with the right snapshot) and then
+    fails. After ``retry`` it runs again, and what it returns then is its result."""
+    fixed = tmp_path / "fixed"
+    queue(ws, rel_tasks, ledger, {"forger": steps("ForgesMarker", "Timed")},
+          fix_flag=str(fixed))
+    assert work(ws).returncode == 1
+    assert show(ws, "forger")["tasks"][0]["state"] == "failed"
+    fixed.touch()
+    assert run_cli("retry", "forger", ws=ws).returncode == 0
+    assert show(ws, "forger")["tasks"][0]["state"] == "pending"
+    assert work(ws).returncode == 0
+    assert started(ledger, "forger") == ["s0", "s0", "s1"]
+    assert show(ws, "forger")["tasks"][0]["result"] == "real"
+
+
 # --- the kill -9 loop ----------------------------------------------------------------------------
 KILLS = 30
 LOOP_EXPERIMENTS = 8
