@@ -67,11 +67,7 @@ class Plan:
     @functools.cached_property
     def inputs(self) -> dict[str, str]:
         """Each task's inputs hash: its own config and its upstream tasks' inputs."""
-        found: dict[str, str] = {}
-        for task in self.spec.in_order():  # upstream first
-            upstream = [found[dep] for dep in task.requires]
-            found[task.id] = run_record.config_hash([self.spec.task_config(task), upstream])
-        return found
+        return run_record.step_inputs(self.spec)
 
     def marker(self, task_id: str) -> Path:
         return run_record.marker_path(self.output_dir, task_id)

@@ -144,6 +144,11 @@ class Readier:
         if not path.exists() and not path.is_symlink():
             return Outcome(name, False, f"{path}: gone (taken by another process)",
                            skipped=True)
+        if (problem := _name_problem(name)) is not None:
+            # left in place: its error file may not fit beside it (NAME_MAX), and renaming
+            # the file is the fix, as for a taken name
+            return Outcome(name, False, f"{path}: config rejected and left in ConfigSources/:"
+                           f" {problem}")
         if (state := self._name_taken(name)) is not None:
             # a rejection, but left in place: ConfigsFailed may hold that name already
             return Outcome(name, False, f"{path}: config rejected and left in ConfigSources/:"
@@ -178,10 +183,8 @@ class Readier:
         ``own_name`` is the experiment whose folder the spec may keep). Raises ConfigError."""
         problems = luigi_config.resource_problems(
             [(t.id, t.resources) for t in spec.tasks], self.limits)
-        if len(os.fsencode(name)) > MAX_COMPONENT_BYTES:
-            problems.append(f"the file name is {len(os.fsencode(name))} bytes long; an "
-                            f"experiment's name may be at most {MAX_COMPONENT_BYTES}: shorten "
-                            "the file name")
+        if (problem := _name_problem(name)) is not None:
+            problems.append(problem)
         output_dir, problem = output_path(self.ws, spec.output_dir)
         displaced = None
         if problem:
@@ -352,6 +355,14 @@ class Readier:
             shutil.move(str(candidate.output_dir), str(trash / "output"))
             candidate.warnings.append(f"overwriteOutputFine: the old contents of "
                                       f"{candidate.output_dir} were moved to {trash / 'output'}")
+
+
+def _name_problem(name: str) -> str | None:
+    size = len(os.fsencode(name))
+    if size <= MAX_COMPONENT_BYTES:
+        return None
+    return (f"the file name is {size} bytes long; an experiment's name may be at most "
+            f"{MAX_COMPONENT_BYTES}: shorten the file name")
 
 
 def _validate_with(host: CodeHost, candidate: Candidate) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config.schema import ExperimentSpec, spec_from_snapshot
 from ..exceptions import RecordError
 from ..failures import Failure
 from ..fsutil import atomic_write, dumps, locked, read_json
@@ -56,6 +57,25 @@ def running_path(output_dir: Path, task_id: str) -> Path:
 
 def config_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def step_inputs(spec: ExperimentSpec) -> dict[str, str]:
+    """Each task's inputs hash, the identity its marker must carry besides the snapshot's:
+    its own config and, transitively, its upstream tasks' inputs."""
+    found: dict[str, str] = {}
+    for task in spec.in_order():  # upstream first
+        upstream = [found[dep] for dep in task.requires]
+        found[task.id] = config_hash([spec.task_config(task), upstream])
+    return found
+
+
+def _inputs_of(config: Any) -> dict[str, str] | None:
+    """``step_inputs`` of a recorded snapshot; None when it cannot be read as a spec (a
+    record of another version): its markers are then judged by the snapshot alone."""
+    try:
+        return step_inputs(spec_from_snapshot(config))
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _fields(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -229,15 +249,18 @@ class RunRecord:
         return cls.from_json(overlay(read_json(record_path(output_dir)), output_dir))
 
     def sync_markers(self, output_dir: Path) -> "RunRecord":
-        """Bring finished steps up to date with their markers (those of this snapshot)."""
+        """Bring finished steps up to date with their markers (those made for this snapshot
+        and these inputs: the ones a run counts as done)."""
+        inputs = _inputs_of(self.config)
         for task_id, step in self.tasks.items():
-            _overlay_step(step, output_dir, task_id, self.config_sha256, live=False)
+            _overlay_step(step, output_dir, task_id, self.config_sha256, inputs, live=False)
         return self
 
     def overlay_steps(self, output_dir: Path) -> "RunRecord":
         """Finished steps from their markers, running ones from their running files."""
+        inputs = _inputs_of(self.config)
         for task_id, step in self.tasks.items():
-            _overlay_step(step, output_dir, task_id, self.config_sha256, live=True)
+            _overlay_step(step, output_dir, task_id, self.config_sha256, inputs, live=True)
         return self
 
     # --- views ------------------------------------------------------------------------------
@@ -248,8 +271,9 @@ class RunRecord:
 
 
 def _overlay_step(step: StepRecord, output_dir: Path, task_id: str, snapshot: str,
-                  live: bool) -> None:
-    """A step as its side files say: done if its marker (of this snapshot) exists, else
+                  inputs: dict[str, str] | None, live: bool) -> None:
+    """A step as its side files say: done if its marker (of this snapshot and, when known,
+    these ``inputs``: a file the step wrote there itself is not one of ours) exists, else
     (``live``) running if its running file does.
 
     While an experiment runs, its steps report to these files rather than rewriting the
@@ -258,7 +282,8 @@ def _overlay_step(step: StepRecord, output_dir: Path, task_id: str, snapshot: st
     if step.state is StepState.COMPLETED:
         return
     marker = Marker.read(output_dir, task_id)
-    if marker is not None and marker.snapshot == snapshot:
+    if marker is not None and marker.snapshot == snapshot and (
+            inputs is None or marker.inputs == inputs.get(task_id)):
         step.apply_marker(marker)
         return
     if not live:
@@ -280,9 +305,10 @@ def overlay(data: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     if data.get("state") != ExperimentState.RUNNING:
         return data
     snapshot = data.get("config_sha256", "")
+    inputs = _inputs_of(data["config"]) if "config" in data else None  # views have none
     for task_id, entry in (data.get("tasks") or {}).items():
         step = StepRecord.from_json(entry)
-        _overlay_step(step, output_dir, task_id, snapshot, live=True)
+        _overlay_step(step, output_dir, task_id, snapshot, inputs, live=True)
         data["tasks"][task_id] = step.to_json()
     return data
 
