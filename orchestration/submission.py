@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import sweep as sweeps
-from .config.loader import load_config
+from .config.loader import load_config, our_resolvers
 from .config.names import show, unique_name
 from .config.points import Planned, Planner, absolute_tasks, parse_once
 from .exceptions import ConfigError, UsageError, WorkspaceError
@@ -205,7 +205,7 @@ def submit(base: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any]
                        {"keys": name_keys, "template": name})
     planned = planner.points()
     points, fresh = [], []
-    with nullcontext() if dry_run else ready_lock(ws), parse_once():
+    with nullcontext() if dry_run else ready_lock(ws), parse_once(), our_resolvers():
         index = WorkspaceIndex.scan(ws, cwd)
         for i, plan in enumerate(planned):
             report("checking points", i, len(planned))

@@ -8,6 +8,7 @@ allowed (see ``ENV_ALLOW_VAR``), so a config cannot copy a worker's secrets into
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import os
 import re
@@ -208,27 +209,41 @@ def _now_resolver(fmt: str = "%Y-%m-%d_%H-%M-%S") -> str:
     return datetime.now().strftime(fmt)
 
 
+@functools.cache
+def _takes_replace() -> bool:
+    return "replace" in inspect.signature(OmegaConf.register_resolver).parameters
+
+
 def _register(name: str, function: Any, use_cache: bool = False) -> None:
     """``register_resolver`` where it takes ``replace`` (OmegaConf 2.4), else its 2.1-2.3
     name ``register_new_resolver`` (2.3's ``register_resolver`` is an older, different API)."""
-    if "replace" in inspect.signature(OmegaConf.register_resolver).parameters:
+    if _takes_replace():
         OmegaConf.register_resolver(name, function, use_cache=use_cache, replace=True)
     else:
         OmegaConf.register_new_resolver(name, function, use_cache=use_cache, replace=True)
+
+
+_active = 0  # how many our_resolvers() blocks are open: only the outermost registers
 
 
 @contextmanager
 def our_resolvers() -> Iterator[None]:
     """Our restricted ``oc.env`` and ``now`` for our own resolving only: registered for the
     process, OmegaConf's resolvers are global, so they would reach whatever else resolves
-    configs here (user code in a process forked from this one, a script using our API)."""
-    _register("oc.env", _env_resolver)
-    _register("now", _now_resolver, use_cache=True)
+    configs here (user code in a process forked from this one, a script using our API).
+    Nested blocks reuse the outer registration (a sweep of 1000 points registers once)."""
+    global _active
+    if _active == 0:
+        _register("oc.env", _env_resolver)
+        _register("now", _now_resolver, use_cache=True)
+    _active += 1
     try:
         yield
     finally:
-        _register("oc.env", _omegaconf_resolvers.env)
-        OmegaConf.clear_resolver("now")
+        _active -= 1
+        if _active == 0:
+            _register("oc.env", _omegaconf_resolvers.env)
+            OmegaConf.clear_resolver("now")
 
 
 def _omegaconf_problem(exc: OmegaConfBaseException) -> str:

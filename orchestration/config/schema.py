@@ -8,6 +8,7 @@ silently drop a limit, so it is an error that names the key meant.
 from __future__ import annotations
 
 import difflib
+import functools
 import graphlib
 import re
 from dataclasses import dataclass, field
@@ -100,7 +101,11 @@ def _is_seconds(value: Any) -> bool:
 
 def near_miss(key: str, known: Iterable[str]) -> str | None:
     """The key of ours ``key`` most likely means (a typo), or None."""
-    known = list(known)
+    return _near_miss(key, tuple(known))
+
+
+@functools.lru_cache(maxsize=4096)  # a sweep checks the same keys at every point
+def _near_miss(key: str, known: tuple[str, ...]) -> str | None:
     if key in known:
         return None
     folded = {k.lower(): k for k in known}
