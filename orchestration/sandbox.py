@@ -128,17 +128,29 @@ def to_json_value(value: Any, warnings: list[str], depth: int = 0) -> Any:
 
 
 # --- the child -------------------------------------------------------------------------------
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep  # this package's files
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback to the log from the first frame that is not ours: a user reads their own
+    code's frames, not the sandbox's and the code host's that called it."""
+    tb = exc.__traceback__
+    while (tb is not None and tb.tb_next is not None
+           and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_OURS)):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+
+
 def _user_frame(exc: BaseException, code_folder: str | None) -> str | None:
     """``file:line`` of the last frame of the user's own code in the traceback."""
     frames = traceback.extract_tb(exc.__traceback__)
-    ours = os.path.dirname(os.path.abspath(__file__))
     for frame in reversed(frames):
         path = os.path.abspath(frame.filename)
         if code_folder and path.startswith(code_folder.rstrip("/") + "/"):
             return f"{os.path.relpath(path, code_folder)}:{frame.lineno}"
     for frame in reversed(frames):
         path = os.path.abspath(frame.filename)
-        if not path.startswith(ours) and "site-packages" not in path and (
+        if not path.startswith(_OURS) and "site-packages" not in path and (
                 not path.startswith(sys.base_prefix)):
             return f"{os.path.basename(path)}:{frame.lineno}"
     return None
@@ -174,7 +186,7 @@ def _child(target: Callable[[ProgressFn], Any], request: AttemptRequest, write_f
             payload = {"result": to_json_value(target(progress), warnings),
                        "warnings": warnings}
         except BaseException as exc:  # the user's code failed: report, don't propagate
-            traceback.print_exc()
+            _print_traceback(exc)
             if isinstance(exc, SystemExit):
                 payload = {"exit": exc.code if isinstance(exc.code, int) else 1}
             else:

@@ -169,6 +169,8 @@ def test_logs_keep_what_a_crashing_step_printed(ws, tasks_dir, ledger):
              "Traceback (most recent call last)", "KeyError: 'noisy failure'"]
     log = (ws / "Output" / "noisy" / "logs" / "s1.log").read_text()
     assert all(words in log for words in noisy), log
+    # the traceback starts at the user's code, not at ours that called it
+    assert 'Tasks.py", line' in log and "sandbox.py" not in log and "codehost.py" not in log
 
     one = run_cli("logs", "noisy", "s1", ws=ws)
     assert one.returncode == 0 and one.stdout == log
