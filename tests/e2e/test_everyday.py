@@ -79,6 +79,7 @@ def test_status_watch_keeps_the_totals_in_sight_on_a_small_terminal(ws, tasks_di
         drawn = on_terminal("status", "--watch", ws=ws, rows=12, cols=80,
                             interrupt_when=lambda text: "everything)" in text)
         proc.send_signal(signal.SIGTERM)  # a-held goes back to the queue
+        assert "everything)" in drawn.text, drawn.text  # else it ran until all had ended
         assert proc.wait(30) == 0
     assert drawn.returncode == 0, drawn.text
     frame = last_frame(drawn.text)
