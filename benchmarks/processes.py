@@ -69,7 +69,8 @@ def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def memory(root: Path) -> dict[str, Any]:
     """A ``worker`` CLI process waiting on an empty queue; then while a step of one
-    experiment runs (worker, runner, zygote, code host, step); then idle again."""
+    experiment runs (worker, runner, zygote, code host, step); then idle again, the code
+    host kept for a next experiment."""
     ws = Workspace(root / "ws")
     ws.init()
     code = code_folder(root)
@@ -86,7 +87,8 @@ def memory(root: Path) -> dict[str, Any]:
         busy = _memory_of(proc.pid)
         release.touch()
         _wait(lambda: ws.find("hold")[0] is ExperimentState.COMPLETED, 60, "the step to end")
-        _wait(lambda: len(_tree(proc.pid)) <= 3, 10, "the code host to exit")
+        # the step gone; the code host is kept for the next experiment (30 s idle)
+        _wait(lambda: len(_tree(proc.pid)) <= 4, 10, "the step to exit")
         after = _memory_of(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ import enum
 import json
 import logging
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class RunEnd(str, enum.Enum):
 RENEW_EVERY = 200
 CHUNK = 50  # steps of one experiment given to Luigi at a time (see _luigi_run)
 RESOURCE_WAIT_SECONDS = 1.0
+HOST_IDLE_SECONDS = 30.0  # a kept code host idle this long is let go (its imports' memory)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,14 @@ class _Runner:
 
     def serve(self, commands: Any) -> None:
         self._send({"hello": os.getpid()})
-        for line in commands:
+        while True:
+            # the worker asks one run at a time and waits for its end: the buffer is empty
+            if self.pool.hosts and not select.select([commands], [], [], HOST_IDLE_SECONDS)[0]:
+                self.pool.close()  # no experiment for a while: its imports' memory back
+                continue
+            line = commands.readline()
+            if not line:
+                break
             ask = json.loads(line)
             end, why = self.run(ask["run"], str(ask["claim"]))
             self._send({"ended": ask["run"], "end": end.value, "why": why,

@@ -50,8 +50,9 @@ class HostPool:
     With ``keep`` (a slot runner) a host outlives its experiment: the next experiment of
     the same code folder reuses it while every file of the code it imported is unchanged,
     so a sweep imports its code once per runner, not once per experiment (each step is
-    still a fresh fork of the imported module). One host is kept at a time: an idle one
-    holds its imports' memory."""
+    still a fresh fork of the imported module). One host is kept at a time, and the runner
+    lets it go after ``HOST_IDLE_SECONDS`` without an experiment: an idle one holds its
+    imports' memory."""
 
     def __init__(self, zygote: Zygote | None = None, owner: int | None = None,
                  gpus: GpuPool | None = None, keep: bool = False) -> None:
