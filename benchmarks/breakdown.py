@@ -91,7 +91,6 @@ SPANS = [
     ("orchestration.sandbox", "die_with_parent"),
     ("orchestration.sandbox", "_streams_on_fds"),
     ("orchestration.sandbox", "to_json_value"),
-    ("orchestration.containment", "Box.join"),
     ("orchestration.containment", "Box.empty"),
     ("os", "wait4"),
 ]

@@ -350,8 +350,9 @@ def other_figures(b: Bench, n: int, submit_n: int) -> list[Figure]:
                  "RSS: the running step's process (not in the sum)")
         figs.append(Figure(label, statistics.median(values) if values else None, "MB",
                            load=b.load("memory")))
-    figs.append(Figure("RSS: worker + idle runner + zygote, after the run", statistics.median(
-        sum(p["rss"] for p in r["after_run"].values()) for r in mem), "MB",
+    figs.append(Figure("RSS: worker + idle runner + zygote + kept code host, after a run",
+                       statistics.median(sum(p["rss"] for p in r["after_run"].values())
+                                         for r in mem), "MB",
         load=b.load("memory")))
     for item, label, goal in (
             ("status_cold_s", f"status --json over {n:,} experiments, view cache cold",
