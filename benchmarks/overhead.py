@@ -353,7 +353,7 @@ def other_figures(b: Bench, n: int, submit_n: int) -> list[Figure]:
     figs.append(Figure("RSS: worker + idle runner + zygote + kept code host, after a run",
                        statistics.median(sum(p["rss"] for p in r["after_run"].values())
                                          for r in mem), "MB",
-        load=b.load("memory")))
+                       load=b.load("memory")))
     for item, label, goal in (
             ("status_cold_s", f"status --json over {n:,} experiments, view cache cold",
              read_goal),
