@@ -68,7 +68,8 @@ class HostPool:
             self._close(folder)
             host = None
         if host is None:
-            self.close()
+            if self.keep:
+                self.close()  # one kept at a time
             host = CodeHost.start(plan.code_folder, owner=self.owner or os.getpid(),
                                   output=log, zygote=self.zygote)
             self.hosts[folder] = host
