@@ -81,6 +81,13 @@ def is_dead(ws: Workspace, path: Path, lease: float = DEFAULT_LEASE_SECONDS) -> 
         return False
 
 
+def ownerless(ws: Workspace) -> list[str]:
+    """Claims with no owner file: a worker between its claim's rename and its owner file,
+    or one killed right there (``reap_dead`` takes those once the grace has passed)."""
+    return [path.stem for path in ws.config_files(ExperimentState.RUNNING)
+            if not owner_file(ws, path.stem).exists()]
+
+
 def live_claims(ws: Workspace, names: list[str],
                 lease: float = DEFAULT_LEASE_SECONDS) -> set[str]:
     """Which of the running experiments ``names`` a live worker holds."""

@@ -98,6 +98,7 @@ class Worker:
         self.stopping = False
         self.provenance = ProvenanceCache(max_age=run_provenance.RECHECK_SECONDS)
         self.candidates: list[Path] = []  # the queue as last listed, claimed front to back
+        self.said_ownerless = False  # told the user it waits for an ownerless claim
 
     def stop(self, signum: int = signal.SIGTERM, *_: object) -> None:
         self.stopping = True
@@ -122,7 +123,8 @@ class Worker:
                     last_reap = time.monotonic()
                 if not self.stopping:
                     self._fill()
-                if not self._busy() and (self.stopping or self.exit_when_empty):
+                if not self._busy() and (self.stopping or (
+                        self.exit_when_empty and not self._undecided())):
                     break
                 self._wait()
                 self.notifier.poll()
@@ -138,6 +140,17 @@ class Worker:
 
     def _busy(self) -> bool:
         return any(slot.running for slot in self.slots)
+
+    def _undecided(self) -> bool:
+        """Whether a claim has no owner file yet: the queue is not known to be empty until
+        its owner appears or the grace passes and it is reaped (then it is run here)."""
+        waiting = claims.ownerless(self.ws)
+        if waiting and not self.said_ownerless:
+            self.said_ownerless = True
+            self.on_event(f"{', '.join(waiting)}: claimed but no worker named as its owner "
+                          f"yet; waiting (up to {claims.NO_OWNER_GRACE_SECONDS:g} s) to run "
+                          "it here if its claimer died")
+        return bool(waiting)
 
     def _fill(self) -> None:
         while sum(1 for s in self.slots if s.running) < self.workers and not self.stopping:

@@ -579,6 +579,20 @@ def finished_steps(ws: Path, names: list[str]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.slow
+def test_an_exiting_worker_waits_out_a_claim_left_without_owner_and_runs_it(ws, rel_tasks,
+                                                                          ledger):
+    """A worker killed between its claim's rename and its owner file leaves a claim nobody
+    owns (the kill loop below once ended so). ``worker --exit-when-empty`` must not take
+    the queue for empty meanwhile: it waits out the grace, reaps the claim and runs it."""
+    queue(ws, rel_tasks, ledger, {"orphan": steps("Timed")})
+    os.rename(ws / "ConfigsToRun" / "orphan.yaml", ws / "ConfigsInProgress" / "orphan.yaml")
+    result = work(ws)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "orphan: claimed but no worker named as its owner yet; waiting" in result.stdout
+    assert state_of(ws, "orphan") == "ConfigsCompleted"
+
+
+@pytest.mark.slow
 def test_kill_9_of_the_worker_at_random_moments_loses_nothing_and_runs_nothing_twice(
         ws, rel_tasks, ledger, tmp_path):
     """The "done when" loop of issue 16: a worker with two slots, killed -9 at a random
