@@ -17,6 +17,15 @@ import pytest
 import yaml
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests send SIGINT as a terminal's Ctrl-C would. A suite started in the background of
+    a non-interactive shell (``.ci/run &``, nohup) has SIGINT ignored, and every program it
+    starts would inherit that and never see the Ctrl-C: handle it, so children get the
+    default back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com",
            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
