@@ -173,7 +173,9 @@ def _cli(ws: Workspace | None, *args: str) -> tuple[float, str]:
     command = [sys.executable, "-m", "orchestration",
                *(["--workspace", str(ws.root)] if ws else []), *args]
     start = time.perf_counter()
-    proc = subprocess.run(command, env=ENV, capture_output=True, text=True, check=True)
+    proc = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    if proc.returncode not in (0, 3):  # 3: nothing to do (a resubmit of duplicates)
+        raise subprocess.CalledProcessError(proc.returncode, command, proc.stdout, proc.stderr)
     return time.perf_counter() - start, proc.stdout
 
 

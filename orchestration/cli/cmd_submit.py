@@ -11,6 +11,7 @@ import argparse
 
 from ..reporter import Reporter
 from .cmd_ready import LIST_UP_TO, progress_bar, report_outcomes
+from .exit_codes import ExitCode
 
 HELP = "write configs for a sweep into ConfigSources, skipping duplicates"
 
@@ -58,6 +59,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     reporter.line(f"{len(result)} {'to write' if args.dry_run else 'written'}, "
                   f"{len(result.skipped)} skipped as duplicates"
                   + (" (dry run: nothing written)" if args.dry_run else ""))
-    if args.ready and not args.dry_run:
+    if args.dry_run:
+        return ExitCode.OK
+    if not len(result):  # every point is there already: nothing done, and a script must see it
+        return ExitCode.NOTHING_TO_DO
+    if args.ready:
         return report_outcomes(result.outcomes, reporter, args.verbose)
-    return 0
+    return ExitCode.OK

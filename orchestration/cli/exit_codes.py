@@ -9,5 +9,6 @@ class ExitCode(enum.IntEnum):
     OK = 0
     EXPERIMENT_FAILED = 1  # `worker`, `demo`
     USAGE = 2  # a usage error, or a config rejected (the others are still processed)
-    NOTHING_TO_DO = 3  # `ready` found no config, `retry --failed` found no failed experiment
+    # `ready` found no config, `retry --failed` no failed experiment, `submit` only duplicates
+    NOTHING_TO_DO = 3
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT

@@ -42,7 +42,7 @@ def test_grid_of_six_lands_in_six_folders_and_resubmitting_skips_all(ws, tasks_d
     assert "outputDir: sweep/lr-${lr}-seed-${seed}" in text and "lr: 0.1\n" in text
 
     again = run_cli("submit", str(base), *GRID, ws=ws)  # duplicates of configs not readied yet
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 3, again.stderr  # nothing written: a script must not take it for work
     assert "0 written, 6 skipped as duplicates" in again.stdout
     assert "base-lr0.1-seed2: skipped, identical to base-lr0.1-seed2 (new" in again.stdout
 
@@ -56,6 +56,7 @@ def test_grid_of_six_lands_in_six_folders_and_resubmitting_skips_all(ws, tasks_d
     assert record(ws, "base-lr0.01-seed3")["config"]["seed"] == 3
 
     third = run_cli("submit", str(base), *GRID, ws=ws)  # duplicates of queued experiments
+    assert third.returncode == 3
     assert "0 written, 6 skipped as duplicates" in third.stdout
     assert "(queued, in ConfigsToRun/)" in third.stdout
     assert sources(ws) == []
@@ -132,11 +133,11 @@ def test_python_api_returns_the_names_the_cli_writes(tmp_path, tasks_dir):
 def test_a_thousand_points_take_seconds(ws, tasks_dir, tmp_path):
     base = write_base(tmp_path, tasks_dir)
     timings = []
-    for expect in ("1000 written, 0 skipped", "0 written, 1000 skipped"):
+    for expect, code in (("1000 written, 0 skipped", 0), ("0 written, 1000 skipped", 3)):
         start = time.monotonic()
         result = run_cli("submit", str(base), "--sweep", "seed=range(0,1000)", ws=ws)
         timings.append(time.monotonic() - start)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == code, result.stderr
         assert expect in result.stdout
     print(f"submit 1000 points: {timings[0]:.1f} s, resubmit (all skipped): "
           f"{timings[1]:.1f} s")
