@@ -118,7 +118,7 @@ class _Runner:
     def run(self, name: str, claim: str) -> tuple[RunEnd, str | None]:
         """Run one claimed experiment to its end; returns how it ended and, unless the
         lifecycle recorded it, why (the worker decides what to do then)."""
-        from .pipeline.luigi_tasks import plan_of
+        from .pipeline.luigi_tasks import plan_of, unrecorded_failure
 
         try:  # the snapshot, read once for this run and every Luigi task of it
             plan = plan_of(str(self.ws.root), name, claim)
@@ -139,8 +139,6 @@ class _Runner:
         if found is None:
             return RunEnd.GONE, f"{name} is in no folder"
         state = found[0]
-        from .pipeline.luigi_tasks import unrecorded_failure
-
         if state is ExperimentState.RUNNING and (why := unrecorded_failure(name)) is not None:
             return RunEnd.UNRECORDED, why
         if state is ExperimentState.RUNNING:

@@ -146,13 +146,13 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
         with pool.gpus.lease(task.gpus, lambda: _note(log, f"waiting for {task.gpus} free "
                              f"GPU(s) of {','.join(pool.gpus.devices)}")) as gpus:
             live.begin(attempt, started, gpus)
-            header = _stamped(f"attempt {attempt} of {attempt + task.retries - counted} on {HOST}"
-                              + (f", GPU {','.join(gpus)}" if gpus else ""))
+            begun = (f"attempt {attempt} of {attempt + task.retries - counted} on {HOST}"
+                     + (f", GPU {','.join(gpus)}" if gpus else ""))
             outcome_seconds = time.monotonic()
             try:
                 host = pool.host(plan, log)
             except TasksImportError as exc:
-                _note(log, header.split(" ", 2)[2], str(exc))
+                _note(log, begun, str(exc))
                 failure = Failure(FailureCause.EXCEPTION, f"TasksImportError: {exc}",
                                   attempt=attempt, ended=time.time())
                 outcome = None
@@ -161,7 +161,7 @@ def run_step(plan: Plan, task: TaskSpec, pool: HostPool,
                     log=str(log), attempt=attempt, timeout=task.timeout,
                     stall_after=task.stall_after, stall_kill=task.stall_action == "kill",
                     cwd=str(plan.code_folder), env={ENV: ",".join(gpus)},
-                    code_folder=str(plan.code_folder), header=header)
+                    code_folder=str(plan.code_folder), header=_stamped(begun))
                 outcome = host.call("run", task.method, plan.task_config(task), task.entry,
                                     plan.output_dir, request, live,
                                     still_running=(RUNNING_FILE_AFTER, live.write))

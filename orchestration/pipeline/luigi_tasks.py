@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-from functools import lru_cache
 
 import luigi
 import luigi.interface
@@ -68,7 +67,7 @@ def _workspace(value: str) -> Workspace:
     return Workspace.from_setting(value or os.environ.get(ENV_VAR))
 
 
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def plan_of(workspace: str, name: str, claim: str) -> Plan:
     """The snapshot of one run of an experiment, read once for all its tasks (it cannot
     change during a run: ``claim`` numbers the runs)."""
