@@ -95,14 +95,13 @@ class Reporter:
 
 
 def render_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                 title: str | None = None, caption: str | None = None,
+                 title: str | None = None,
                  row_styles: Sequence[str | None] | None = None,
                  one_line: bool = False) -> Table:
     """A table as ``Reporter.table`` prints it, for views that compose or redraw it.
     ``one_line``: a cell too wide for its terminal is cut with ``...`` instead of wrapped
     (into a pipe nothing is cut either way)."""
-    table = Table(*columns, title=title, caption=caption, show_edge=False,
-                  header_style="bold", caption_justify="left")
+    table = Table(*columns, title=title, show_edge=False, header_style="bold")
     for i, row in enumerate(rows):
         table.add_row(*(Text("" if v is None else str(v), no_wrap=one_line or None,
                              overflow="ellipsis" if one_line else None)  # no markup

@@ -35,7 +35,7 @@ from ..config.loader import parse_yaml
 from ..config.schema import TASK_KEYS
 from ..exceptions import ConfigError, OrchestrationError
 from ..states import ExperimentState
-from .spec import MAX_GRID, MAX_PARALLEL, PARAM_NAME, RESERVED
+from .spec import MAX_GRID, MAX_PARALLEL, PARAM_NAME, RESERVED, finite_number
 
 START = "StartHyperparameterOptimization"
 GENERATED = ("HyperparameterTrial", "HyperparameterEvaluate")  # 0.0.7's trial configs
@@ -130,7 +130,7 @@ def _params(merged: dict[str, Any], problems: list[str]) -> dict[str, dict[str, 
             problems.append(f"{where}.name: {name!r} is searched twice; list it once")
         elif param.get("type") == "float":
             low, high = param.get("min"), param.get("max")
-            if not all(_number(v) for v in (low, high)):
+            if not all(finite_number(v) for v in (low, high)):
                 problems.append(f"{where}: min {low!r} and max {high!r} must both be numbers")
             elif low == high:
                 out[name] = {"type": "categorical", "choices": [low]}
@@ -157,10 +157,6 @@ def _params(merged: dict[str, Any], problems: list[str]) -> dict[str, dict[str, 
 
 def _count(param: dict[str, Any]) -> int:
     return param["n"] if param["type"] == "float" else len(param["choices"])
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _unique(values: list[Any]) -> list[Any]:

@@ -12,14 +12,12 @@ from typing import Any
 
 from ..exceptions import WorkspaceError
 from ..records import eta
-from ..states import UNFINISHED, ExperimentState
+from ..states import ExperimentState
 from ..workspace import Workspace
 from . import study as studies
 from .advance import spec_of
 from .spec import SearchSpec
-from .store import SearchFolder, Told, experiment_states, outcome, state_of
-
-ACTIVE_STATES = (ExperimentState.NEW, *UNFINISHED)
+from .store import ACTIVE, SearchFolder, Told, experiment_states, outcome, state_of
 
 
 class SearchState(str, enum.Enum):
@@ -91,9 +89,9 @@ def status(ws: Workspace, name: str) -> dict[str, Any]:
     spec, rows = trial_rows(ws, name)
     ledger, stopped = folder.ledger(), folder.stopped()
     counts = {state: sum(r.state == state for r in rows)
-              for state in (*ACTIVE_STATES, ExperimentState.COMPLETED, ExperimentState.FAILED,
+              for state in (*ACTIVE, ExperimentState.COMPLETED, ExperimentState.FAILED,
                             Told.REMOVED)}
-    active = sum(counts[s] for s in ACTIVE_STATES)
+    active = sum(counts[s] for s in ACTIVE)
     untold = any(outcome(None if r.state == Told.REMOVED else ExperimentState(r.state))
                  not in (None, ledger.trials[r.name].told) for r in rows)
     left = 0 if stopped else max(0, spec.budget - len(rows))

@@ -119,7 +119,8 @@ def _spaced(low: float, high: float, n: int, log: bool) -> list[float]:
     return [low, *rounded[1:-1], high]
 
 
-def _number(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
+    """A real number (not a bool), finite: what a search bound or step may be."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -213,7 +214,7 @@ class _Checker:
         what = "a whole number" if is_int else "a number"
         low, high = entry.get("low"), entry.get("high")
         for key, value in (("low", low), ("high", high)):
-            if not _number(value) or (is_int and not isinstance(value, int)):
+            if not finite_number(value) or (is_int and not isinstance(value, int)):
                 self.problems.append(_bad_number(f"{where}.{key}", value, what))
                 return None
         if low > high:
@@ -226,7 +227,7 @@ class _Checker:
         elif log and low <= 0:
             self.problems.append(f"{where}.log: a log scale needs low > 0 (low is {low!r})")
         if step is not None:
-            if not _number(step) or step <= 0 or (is_int and not isinstance(step, int)):
+            if not finite_number(step) or step <= 0 or (is_int and not isinstance(step, int)):
                 self.problems.append(_bad_number(f"{where}.step", step, f"{what} > 0"))
             elif log:
                 self.problems.append(f"{where}: step and log: true cannot be combined (Optuna "

@@ -120,8 +120,10 @@ class ViewCache:
         if output_dir is None:
             return None
         entry = self._entry(str(output_dir))
-        if entry is None:
-            return None
+        return None if entry is None else self._parsed(entry, str(output_dir))
+
+    @staticmethod
+    def _parsed(entry: _Entry, output_dir: str) -> dict[str, Any]:
         view = json.loads(entry.view)
         if view.get("state") == ExperimentState.RUNNING:
             view = run_record.overlay(view, Path(output_dir))
@@ -151,7 +153,7 @@ class ViewCache:
             return None
         if entry.result_row is not None:
             return json.loads(entry.result_row)
-        view = self.view(output_dir)
+        view = self._parsed(entry, output_dir)  # the entry just checked: no second stat
         made = make(view)
         if view.get("state") != ExperimentState.RUNNING:
             entry.result_row, self.changed = compact(made), True
