@@ -196,7 +196,7 @@ def start_at_ready(readier: Any, path: Path, source: bytes) -> Any:
     try:
         from .start import search  # imports Optuna: a clear error when it is missing
 
-        started = search(path, name=name, ready=False, workspace=ws)
+        started = search(path, name=name, ready=False, workspace=ws, source=source)
     except OrchestrationError as exc:
         message = str(exc) if isinstance(exc, ConfigError) else f"{path}: {exc}"
         return readier.reject(path, message)

@@ -45,12 +45,13 @@ class Started(list):
         self.spec, self.budget, self.outcomes = spec, spec.budget, outcomes
 
 
-def _split(path: Path) -> tuple[dict[str, Any], SearchSpec, list[str], bool]:
+def _split(path: Path, source: bytes | None
+           ) -> tuple[dict[str, Any], SearchSpec, list[str], bool]:
     """The base config (pathToTasks absolute, outputDir resolved), the search block, the
     task ids, and whether the file is a job-orchestration 0.0.7 hyperparameter config."""
     from ..ready import expand_date_time
 
-    data = parse_yaml(path)
+    data = parse_yaml(path, source)
     from_007 = "search" not in data and bool(legacy.special_methods(data))
     if from_007:
         data = legacy.to_search(path, data)
@@ -92,16 +93,19 @@ def _first_trial_check(ws: Workspace, spec_path: Path) -> Check:
 
 
 def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = False,
-           workspace: str | os.PathLike | Workspace | None = None) -> Started:
+           workspace: str | os.PathLike | Workspace | None = None,
+           source: bytes | None = None) -> Started:
     """Start an adaptive search from ``spec`` (a config with a ``search:`` block): create
     the study in ``Misc/searches/<name>/`` and write its first ``parallel`` trials into
     ConfigSources (``ready=True``: queue them too). Workers ask for the rest as trials end.
-    User mistakes raise ``OrchestrationError`` before anything is queued."""
+    User mistakes raise ``OrchestrationError`` before anything is queued. ``source``: the
+    file's bytes when the caller has read them already (``ready``): the search is started
+    from exactly what was judged, the file read once."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.from_setting(workspace)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UsageError(f"{spec}: no such spec file")
-    base, parsed, task_ids, from_007 = _split(path)
+    base, parsed, task_ids, from_007 = _split(path, source)  # None: parse_yaml reads it, capped
     results = None if parsed.results_file is None else results_file.place(
         ws, base["outputDir"], parsed.results_file,
         "resultsFilepath" if from_007 else "search.results_file", path)
@@ -122,7 +126,7 @@ def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = Fa
                          "choose another --name") from None
     with folder.lock():
         try:
-            _write_meta(folder, path, base, parsed, task_ids, seed, ready, results)
+            _write_meta(folder, path, source, base, parsed, task_ids, seed, ready, results)
             advancer = Advancer(folder, studies.create(str(folder.journal), folder.name,
                                                        parsed, seed))
             advancer.ask(ready, _first_trial_check(ws, path))
@@ -133,9 +137,10 @@ def search(spec: str | os.PathLike, *, name: str | None = None, ready: bool = Fa
     return Started(list(advancer.ledger.trials), folder, parsed, advancer.outcomes)
 
 
-def _write_meta(folder: SearchFolder, path: Path, base: dict, spec: SearchSpec,
-                task_ids: list[str], seed: int, ready: bool, results: Path | None) -> None:
-    atomic_write(folder.path / "spec.yaml", path.read_bytes())
+def _write_meta(folder: SearchFolder, path: Path, source: bytes | None, base: dict,
+                spec: SearchSpec, task_ids: list[str], seed: int, ready: bool,
+                results: Path | None) -> None:
+    atomic_write(folder.path / "spec.yaml", path.read_bytes() if source is None else source)
     atomic_write(folder.base_path, yaml.dump(base, Dumper=_DUMPER, sort_keys=False,
                                                   allow_unicode=True))
     meta = {"name": folder.name, "spec_file": str(path.absolute()), "created": time.time(),
