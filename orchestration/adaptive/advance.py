@@ -46,6 +46,7 @@ class Advancer:
         self.folder, self.ws = folder, folder.ws
         meta = folder.meta()
         self.spec, self.seed = spec_of(meta), meta["seed"]
+        self.results_file: str | None = meta.get("results_file")
         self.base = yaml.safe_load(folder.base_path.read_text())
         self.ledger = folder.ledger()
         self.study = study or studies.load(str(folder.journal), folder.name, repair=True)
@@ -67,13 +68,12 @@ class Advancer:
         return self.messages
 
     def _write_results(self) -> None:
-        path = self.folder.meta().get("results_file")
-        done = self.ledger.completed_digest()
-        if path is None or done == self.ledger.results_digest:
+        path = self.results_file
+        if path is None or not self.ledger.results_stale(path):
             return
         found = results_file.rows(self.ws, self.spec, self.study, self.ledger)
         results_file.write(Path(path), found)
-        self.ledger.results_digest = done
+        self.ledger.results_digest = self.ledger.completed_digest()
         self.folder.save(self.ledger)
         if found:
             self.messages.append(f"{path}: {len(found)} completed trial(s)")

@@ -64,7 +64,7 @@ def needs_work(folder: SearchFolder, states: dict[str, ExperimentState]) -> bool
             return True
         active += state in ACTIVE
     meta = folder.meta()
-    if meta.get("results_file") and ledger.results_digest != ledger.completed_digest():
+    if ledger.results_stale(meta.get("results_file")):
         return True  # a worker died between a tell and writing the results file
     return (folder.stopped() is None and len(ledger.trials) < meta["budget"]
             and active < meta["parallel"])

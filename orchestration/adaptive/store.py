@@ -80,6 +80,10 @@ class Ledger:
         names = sorted(n for n, e in self.trials.items() if e.told == Told.COMPLETED)
         return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
 
+    def results_stale(self, results_file: str | None) -> bool:
+        """Whether the search's results file (if it has one) lags the completed trials."""
+        return bool(results_file) and self.results_digest != self.completed_digest()
+
 
 class SearchFolder:
     """Paths and small-file I/O of one search; cheap to construct."""
