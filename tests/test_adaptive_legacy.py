@@ -65,6 +65,17 @@ def test_keys_on_the_start_task_count_as_0_0_7_merged_them_and_defaults_fill_the
     assert spec["search"]["trials"] == 2  # never more than the grid
 
 
+def test_a_grid_larger_than_a_search_may_run_is_refused_in_0_0_7_terms():
+    huge = {"tasks": [{"id": "s", "method": "StartHyperparameterOptimization"}],
+            "optimisationMethod": "grid", "testMethod": "Score", "gridLineCount": 400,
+            "params": [{"name": n, "type": "float", "min": 0, "max": 1} for n in "ab"]}
+    with pytest.raises(ConfigError, match=r"the grid has 160,000 points and a search runs at "
+                                          r"most 100,000 trials: set numberTrials") as refused:
+        to_search(PATH, huge)
+    assert "search.trials" not in str(refused.value)  # a key the user never wrote
+    assert to_search(PATH, {**huge, "numberTrials": 500})["search"]["trials"] == 500
+
+
 def test_other_tasks_beside_the_start_task_are_refused_by_name():
     with pytest.raises(ConfigError, match=r"its other tasks \(prepare\) would not run"):
         to_search(PATH, {"tasks": [{"id": "prepare", "method": "Prepare"},

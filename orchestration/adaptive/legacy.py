@@ -35,7 +35,7 @@ from ..config.loader import parse_yaml
 from ..config.schema import TASK_KEYS
 from ..exceptions import ConfigError, OrchestrationError
 from ..states import ExperimentState
-from .spec import MAX_GRID, MAX_PARALLEL, PARAM_NAME, RESERVED, finite_number
+from .spec import MAX_GRID, MAX_PARALLEL, MAX_TRIALS, PARAM_NAME, RESERVED, finite_number
 
 START = "StartHyperparameterOptimization"
 GENERATED = ("HyperparameterTrial", "HyperparameterEvaluate")  # 0.0.7's trial configs
@@ -95,6 +95,12 @@ def to_search(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                                or trials < 1):
         problems.append(f"numberTrials: {trials!r} is not valid; expected a whole number >= 1 "
                         "(or leave it out: every grid point once)")
+    wanted = trials if isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1 \
+        else size
+    if min(wanted, size) > MAX_TRIALS:  # said in 0.0.7's keys, not as our search.trials
+        problems.append(f"the grid has {size:,} points and a search runs at most "
+                        f"{MAX_TRIALS:,} trials: set numberTrials (at most {MAX_TRIALS:,}), "
+                        "or lower gridLineCount or list fewer vals")
     results = merged.get("resultsFilepath")
     if results is not None and (not isinstance(results, str) or not results):
         problems.append(f"resultsFilepath: {results!r} is not valid; expected a file path")
